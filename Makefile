@@ -1,0 +1,76 @@
+# Particle-OS. `make demo` and `make test` do all set-up themselves (via `make deps`).
+SHELL := /bin/bash
+BUN := node_modules/.bin/bun
+VITEST := node_modules/.bin/vitest
+PREFIX ?= /usr
+DESTDIR ?=
+CACHE ?= $(HOME)/.cache/particle-os
+export PARTICLE_CACHE := $(CACHE)
+
+# Host packages: tests mount real EROFS/overlay/squashfs, compare with ostree and fsverity, build
+# trixie guests with mmdebstrap and boot them with QEMU+OVMF.
+APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo \
+	squashfs-tools e2fsprogs zstd dosfstools mtools attr gdisk fdisk util-linux xz-utils cpio \
+	systemd-boot-efi systemd-boot binutils
+
+BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
+
+.PHONY: all deps build test test-unit test-host test-qemu bench demo install clean typecheck
+
+all: build
+
+deps: .deps-stamp
+.deps-stamp: package-lock.json
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	npm ci --no-audit --no-fund
+	touch $@
+
+build: deps dist/particle dist/particle-boot
+
+SOURCES := $(shell find runtime/src boot/src -name '*.ts' 2>/dev/null) package-lock.json
+
+dist/particle: $(SOURCES)
+	@mkdir -p dist
+	$(BUN) build $(BUN_FLAGS) runtime/src/main.ts --outfile $@
+
+dist/particle-boot: $(SOURCES)
+	@mkdir -p dist
+	$(BUN) build $(BUN_FLAGS) boot/src/main.ts --outfile $@
+
+typecheck: deps
+	node_modules/.bin/tsc --noEmit
+
+test: deps build test-unit test-host test-qemu
+
+test-unit: deps
+	$(VITEST) run --dir test/unit
+
+test-host: deps build
+	$(VITEST) run --dir test/host --no-file-parallelism
+
+test-qemu: deps build
+	@if [ -d test/qemu ] && ls test/qemu/*.test.ts >/dev/null 2>&1; then \
+	  $(VITEST) run --dir test/qemu --no-file-parallelism; \
+	else echo "test-qemu: no QEMU tests yet"; fi
+
+bench: deps build
+	$(BUN) test/bench/run.ts
+
+demo: deps build
+	bash test/demo.sh
+
+install: build
+	install -D -m 0755 dist/particle $(DESTDIR)$(PREFIX)/bin/particle
+	ln -sf particle $(DESTDIR)$(PREFIX)/bin/particle-stage
+	install -D -m 0755 dist/particle-boot $(DESTDIR)$(PREFIX)/bin/particle-boot
+	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
+	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \
+	  cp -a dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \
+	fi
+
+clean:
+	rm -rf dist

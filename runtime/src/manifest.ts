@@ -1,0 +1,49 @@
+// deployment.json: the one file that says what a deployment is. Written atomically after the image
+// and every object it names are durable, so a deployment directory without it is garbage.
+import { z } from "zod";
+
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits");
+export const DeploymentId = z.string().regex(/^[0-9a-z][0-9a-z._-]{0,63}$/, "expected a deployment id like 1 or 2-ab12");
+export const RootFormat = z.enum(["composefs", "erofs", "squashfs"]);
+export type RootFormat = z.infer<typeof RootFormat>;
+
+export const Manifest = z.object({
+  /** Schema version of this file. */
+  schema: z.literal(1),
+  /** Deployment id: also the directory name under particle/deploy/. */
+  id: DeploymentId,
+  format: RootFormat,
+  /**
+   * composefs/erofs: fs-verity digest (sha256, 4 KiB blocks) of the image file.
+   * squashfs: plain sha256 of the image file, checked before mount.
+   */
+  imageDigest: Sha256Hex,
+  /** Where the tree came from, as given to `particle stage` (e.g. "dir:/srv/tree", "tar:/x.tar.zst"). */
+  source: z.string(),
+  /** ISO 8601 time of staging. */
+  created: z.string(),
+  /** Optional human version (from the tree's /etc/os-release VERSION_ID or --version). */
+  version: z.string().optional(),
+  /** Number of files in the tree and their total size. */
+  files: z.number().int().nonnegative(),
+  bytes: z.number().nonnegative(),
+  /** Kernel shipped in the tree (/usr/lib/modules/<kver>/vmlinuz), if any. */
+  kernel: z.string().optional(),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+export function parseManifest(text: string, where: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not valid JSON: ${(e as Error).message}`);
+  }
+  const r = Manifest.safeParse(raw);
+  if (!r.success) throw new Error(`${where}: invalid manifest: ${z.prettifyError(r.error)}`);
+  return r.data;
+}
+
+export function renderManifest(m: Manifest): string {
+  return JSON.stringify(Manifest.parse(m), null, 2) + "\n";
+}

@@ -1,0 +1,196 @@
+// The raw syscalls Node has no API for (mount, ioctl, xattrs), via bun:ffi. This file is the only
+// place that touches bun:ffi: under Node (vitest) `libc()` throws, so pure code that imports the
+// system layer still loads there, and only tests of real effects need the Bun binary.
+//
+// Why syscalls and not spawning mount(8)/fsverity(1): in the initramfs under QEMU TCG every spawn costs
+// 0.1–0.8 s, and the runtime stages tens of thousands of files whose xattrs must be read one by one.
+
+type Fn = (...args: any[]) => any;
+interface Libc {
+  mount: Fn; umount2: Fn; ioctl: Fn; lgetxattr: Fn; llistxattr: Fn; lsetxattr: Fn;
+  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn;
+}
+let cached: { sym: Libc; ffi: any } | undefined;
+
+export const isBun = typeof (globalThis as any).Bun !== "undefined";
+
+function libc(): { sym: Libc; ffi: any } {
+  if (cached) return cached;
+  if (!isBun) throw new Error("this operation needs the Bun runtime (bun:ffi); run the compiled particle binary");
+  // A computed specifier keeps Node's loader (vitest) from resolving bun:ffi eagerly.
+  const spec = "bun:ffi";
+  const ffi = (globalThis as any).require?.(spec) ?? require(spec);
+  const { dlopen, FFIType: T } = ffi;
+  const lib = dlopen("libc.so.6", {
+    mount: { args: [T.ptr, T.ptr, T.ptr, T.u64, T.ptr], returns: T.i32 },
+    umount2: { args: [T.ptr, T.i32], returns: T.i32 },
+    ioctl: { args: [T.i32, T.u64, T.ptr], returns: T.i32 },
+    lgetxattr: { args: [T.ptr, T.ptr, T.ptr, T.u64], returns: T.i64 },
+    llistxattr: { args: [T.ptr, T.ptr, T.u64], returns: T.i64 },
+    lsetxattr: { args: [T.ptr, T.ptr, T.ptr, T.u64, T.i32], returns: T.i32 },
+    __errno_location: { args: [], returns: T.ptr },
+    strerror: { args: [T.i32], returns: T.cstring },
+    syncfs: { args: [T.i32], returns: T.i32 },
+    statfs: { args: [T.ptr, T.ptr], returns: T.i32 },
+    open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
+    close: { args: [T.i32], returns: T.i32 },
+  });
+  cached = { sym: lib.symbols as Libc, ffi };
+  return cached;
+}
+
+/** An error from a syscall, carrying errno's symbolic code like Node's fs errors do. */
+export class SysError extends Error {
+  constructor(public readonly op: string, public readonly errno: number, public readonly code: string, detail: string) {
+    super(`${op}: ${detail} (${code})`);
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 5: "EIO", 9: "EBADF", 12: "ENOMEM", 13: "EACCES", 16: "EBUSY", 17: "EEXIST",
+  19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 25: "ENOTTY", 28: "ENOSPC", 30: "EROFS", 34: "ERANGE",
+  61: "ENODATA", 74: "EBADMSG", 95: "EOPNOTSUPP", 38: "ENOSYS", 11: "EAGAIN",
+};
+
+function errno(): number {
+  const { sym, ffi } = libc();
+  return ffi.read.i32(sym.__errno_location(), 0);
+}
+
+function fail(op: string): never {
+  const e = errno();
+  const { sym } = libc();
+  throw new SysError(op, e, ERRNO_NAMES[e] ?? `errno ${e}`, String(sym.strerror(e)));
+}
+
+const cstr = (s: string | Buffer): Buffer => Buffer.concat([typeof s === "string" ? Buffer.from(s) : s, Buffer.from([0])]);
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_MOVE = 0x2000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 1 << 18;
+export const MS_SLAVE = 1 << 19;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  const { sym, ffi } = libc();
+  const s = source === null ? null : cstr(source);
+  const f = fstype === null ? null : cstr(fstype);
+  const d = data === null ? null : cstr(data);
+  const p = (b: Buffer | null) => (b ? ffi.ptr(b) : null);
+  if (sym.mount(p(s), ffi.ptr(cstr(target)), p(f), BigInt(flags), p(d)) !== 0) {
+    fail(`mount ${fstype ?? ""} ${source ?? "none"} on ${target}${data ? ` (${data})` : ""}`);
+  }
+}
+
+export function umount(target: string, flags = 0): void {
+  const { sym, ffi } = libc();
+  if (sym.umount2(ffi.ptr(cstr(target)), flags) !== 0) fail(`umount ${target}`);
+}
+
+const FS_IOC_ENABLE_VERITY = 0x40806685n;
+const FS_IOC_MEASURE_VERITY = 0xc0046686n;
+const FS_VERITY_HASH_ALG_SHA256 = 1;
+
+/** Enables fs-verity (sha256, 4 KiB blocks, no salt) on an open read-only fd. */
+export function enableVerity(fd: number, what: string): void {
+  const { sym, ffi } = libc();
+  const arg = Buffer.alloc(128);
+  arg.writeUInt32LE(1, 0); // version
+  arg.writeUInt32LE(FS_VERITY_HASH_ALG_SHA256, 4);
+  arg.writeUInt32LE(4096, 8);
+  if (sym.ioctl(fd, FS_IOC_ENABLE_VERITY, ffi.ptr(arg)) !== 0) fail(`enabling fs-verity on ${what}`);
+}
+
+/** The file's fs-verity digest as hex, or null when the file has no fs-verity (ENODATA) or the fs lacks it. */
+export function measureVerity(fd: number, what: string): string | null {
+  const { sym, ffi } = libc();
+  const buf = Buffer.alloc(4 + 64);
+  buf.writeUInt16LE(0, 0);
+  buf.writeUInt16LE(64, 2);
+  if (sym.ioctl(fd, FS_IOC_MEASURE_VERITY, ffi.ptr(buf)) !== 0) {
+    const e = errno();
+    if (e === 61 || e === 95 || e === 25) return null;
+    fail(`measuring fs-verity of ${what}`);
+  }
+  const size = buf.readUInt16LE(2);
+  return buf.subarray(4, 4 + size).toString("hex");
+}
+
+/** Lists a path's xattr names (without following symlinks). */
+export function listXattrs(path: Buffer): Buffer[] {
+  const { sym, ffi } = libc();
+  const p = cstr(path);
+  for (;;) {
+    const n = Number(sym.llistxattr(ffi.ptr(p), null, 0n));
+    if (n < 0) {
+      const e = errno();
+      if (e === 95) return [];
+      fail(`listing xattrs of ${path.toString()}`);
+    }
+    if (n === 0) return [];
+    const buf = Buffer.alloc(n);
+    const m = Number(sym.llistxattr(ffi.ptr(p), ffi.ptr(buf), BigInt(n)));
+    if (m < 0) {
+      if (errno() === 34) continue; // grew between the calls
+      fail(`listing xattrs of ${path.toString()}`);
+    }
+    const names: Buffer[] = [];
+    let start = 0;
+    for (let i = 0; i < m; i++) if (buf[i] === 0) { names.push(Buffer.from(buf.subarray(start, i))); start = i + 1; }
+    return names;
+  }
+}
+
+export function getXattr(path: Buffer, name: Buffer): Buffer {
+  const { sym, ffi } = libc();
+  const p = cstr(path);
+  const nm = cstr(name);
+  for (;;) {
+    const n = Number(sym.lgetxattr(ffi.ptr(p), ffi.ptr(nm), null, 0n));
+    if (n < 0) fail(`reading xattr ${name.toString()} of ${path.toString()}`);
+    if (n === 0) return Buffer.alloc(0);
+    const buf = Buffer.alloc(n);
+    const m = Number(sym.lgetxattr(ffi.ptr(p), ffi.ptr(nm), ffi.ptr(buf), BigInt(n)));
+    if (m < 0) {
+      if (errno() === 34) continue;
+      fail(`reading xattr ${name.toString()} of ${path.toString()}`);
+    }
+    return buf.subarray(0, m);
+  }
+}
+
+export function setXattr(path: Buffer, name: Buffer, value: Buffer): void {
+  const { sym, ffi } = libc();
+  const v = value.length ? value : Buffer.alloc(1);
+  if (sym.lsetxattr(ffi.ptr(cstr(path)), ffi.ptr(cstr(name)), ffi.ptr(v), BigInt(value.length), 0) !== 0) {
+    fail(`setting xattr ${name.toString()} on ${path.toString()}`);
+  }
+}
+
+/** Free and total bytes of the filesystem holding `path` (statfs f_bavail * f_bsize). */
+export function diskFree(path: string): { free: number; total: number } {
+  const { sym, ffi } = libc();
+  const buf = Buffer.alloc(120);
+  if (sym.statfs(ffi.ptr(cstr(path)), ffi.ptr(buf)) !== 0) fail(`statfs ${path}`);
+  const bsize = Number(buf.readBigInt64LE(8));
+  const blocks = Number(buf.readBigUInt64LE(16));
+  const bavail = Number(buf.readBigUInt64LE(32));
+  return { free: bavail * bsize, total: blocks * bsize };
+}
+
+export function syncfsPath(path: string): void {
+  const { sym, ffi } = libc();
+  const fd = sym.open(ffi.ptr(cstr(path)), 0 /* O_RDONLY */, 0);
+  if (fd < 0) fail(`open ${path}`);
+  try {
+    if (sym.syncfs(fd) !== 0) fail(`syncfs ${path}`);
+  } finally {
+    sym.close(fd);
+  }
+}
