@@ -1,0 +1,87 @@
+// The command table. Options are declared here and command modules are imported only when their
+// command runs, so `particle status` does not load the EROFS writer. Nothing below calls
+// process.exit: errors propagate to the one catch in main().
+import { cac } from "cac";
+import { basename } from "node:path";
+
+export class UsageError extends Error {}
+
+type Action = (args: string[], opts: Record<string, any>) => Promise<void>;
+
+interface CommandSpec {
+  name: string;
+  description: string;
+  options?: Array<[flags: string, description: string, config?: { default?: unknown }]>;
+  load: () => Promise<{ default: Action }>;
+}
+
+const SYSROOT: [string, string, { default: string }] = ["--sysroot <dir>", "Root holding the particle/ store", { default: "/sysroot" }];
+const JSON_OPT: [string, string] = ["--json", "Print machine-readable JSON"];
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: "stage <source>",
+    description: "Stage a deployment from dir:PATH, tar:PATH (plain/gzip/zstd) or a directory",
+    options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
+      ["--version <version>", "Version string recorded in the manifest"]],
+    load: () => import("./commands/stage.ts"),
+  },
+  {
+    name: "mount <id> <target>",
+    description: "Mount a deployment read-only (for inspection and tests)",
+    options: [SYSROOT, ["--verity <mode>", "require | optional | off (default: require where supported)"]],
+    load: () => import("./commands/mount.ts"),
+  },
+  {
+    name: "unmount <target>",
+    description: "Undo `particle mount`",
+    load: () => import("./commands/unmount.ts"),
+  },
+  {
+    name: "verify [id]",
+    description: "Recompute the digests of objects and images; non-zero exit on any mismatch",
+    options: [SYSROOT, JSON_OPT],
+    load: () => import("./commands/verify.ts"),
+  },
+  {
+    name: "list",
+    description: "List staged deployments",
+    options: [SYSROOT, JSON_OPT],
+    load: () => import("./commands/list.ts"),
+  },
+];
+
+export async function main(argv0: string, argv: string[]): Promise<number> {
+  // `particle-stage ARGS` is `particle stage ARGS`: the name users type before a reboot.
+  if (basename(argv0) === "particle-stage") argv = ["stage", ...argv];
+  const cli = cac("particle");
+  for (const spec of COMMANDS) {
+    const cmd = cli.command(spec.name, spec.description);
+    for (const [flags, desc, cfg] of spec.options ?? []) cmd.option(flags, desc, cfg);
+    cmd.action(async (...a: unknown[]) => {
+      const opts = a.pop() as Record<string, any>;
+      const mod = await spec.load();
+      await mod.default(a.filter((x) => x !== undefined).map(String), opts);
+    });
+  }
+  cli.help();
+  cli.version(VERSION);
+  try {
+    cli.parse(["particle", "particle", ...argv], { run: false });
+    if (!cli.matchedCommand) {
+      if (cli.options.help || cli.options.version) return 0;
+      if (cli.args.length) throw new UsageError(`unknown command: ${cli.args[0]} (see particle --help)`);
+      cli.outputHelp();
+      return 2;
+    }
+    await cli.runMatchedCommand();
+    return 0;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`particle: error: ${msg}\n`);
+    if (process.env.PARTICLE_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return e instanceof UsageError || (e as any)?.name === "CACError" ? 2 : 1;
+  }
+}
+
+export const VERSION = "0.1.0";
