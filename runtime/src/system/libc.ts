@@ -8,7 +8,7 @@
 type Fn = (...args: any[]) => any;
 interface Libc {
   mount: Fn; umount2: Fn; ioctl: Fn; lgetxattr: Fn; llistxattr: Fn; lsetxattr: Fn;
-  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn;
+  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn;
 }
 let cached: { sym: Libc; ffi: any } | undefined;
 
@@ -34,6 +34,7 @@ function libc(): { sym: Libc; ffi: any } {
     statfs: { args: [T.ptr, T.ptr], returns: T.i32 },
     open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
     close: { args: [T.i32], returns: T.i32 },
+    flock: { args: [T.i32, T.i32], returns: T.i32 },
   });
   cached = { sym: lib.symbols as Libc, ffi };
   return cached;
@@ -193,4 +194,15 @@ export function syncfsPath(path: string): void {
   } finally {
     sym.close(fd);
   }
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** flock(2) on an open fd. Returns false when `wait` is false and another process holds the lock. */
+export function flock(fd: number, wait: boolean, what: string): boolean {
+  const { sym } = libc();
+  if (sym.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) === 0) return true;
+  if (!wait && errno() === 11) return false;
+  fail(`locking ${what}`);
 }

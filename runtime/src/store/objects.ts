@@ -1,0 +1,87 @@
+// Content-addressed objects. A file is read once: every chunk is hashed and written to a temp file
+// in the same pass, so the stored bytes are exactly the hashed bytes even if the source is being
+// written to. Objects reach objects/ only by rename, after the data is durable (see commitObjects).
+import { closeSync, fstatSync, openSync, readSync, writeSync, existsSync, mkdirSync, renameSync, unlinkSync, constants } from "node:fs";
+import { join } from "node:path";
+import { VerityHasher } from "../verity/digest.ts";
+import type { ScannedFile } from "../tree/scan.ts";
+import { objectPath, type StoreLayout } from "./layout.ts";
+
+const CHUNK = 1 << 20;
+const buffer = Buffer.allocUnsafe(CHUNK);
+
+export interface Ingested {
+  digest: string;
+  /** Temp file holding the content, when the store does not have the object yet. */
+  tmp?: string;
+  bytes: number;
+}
+
+export function ensureObjectDirs(l: StoreLayout): void {
+  for (let i = 0; i < 256; i++) mkdirSync(join(l.objects, i.toString(16).padStart(2, "0")), { recursive: true });
+}
+
+export function hasObject(l: StoreLayout, digest: string): boolean {
+  return existsSync(objectPath(l, digest));
+}
+
+/** Reads `file`, returns its fs-verity digest, and stages its bytes in `tmpPath` unless the store has them. */
+export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): Ingested {
+  const what = file.path.toString();
+  let fd: number;
+  try {
+    fd = openSync(file.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new Error(`reading ${what}: ${(e as Error).message}`);
+  }
+  let out = -1;
+  try {
+    const h = new VerityHasher();
+    let total = 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buffer, 0, CHUNK, null);
+      } catch (e) {
+        throw new Error(`reading ${what}: ${(e as Error).message}`);
+      }
+      if (n === 0) break;
+      const chunk = buffer.subarray(0, n);
+      h.update(chunk);
+      if (out < 0) out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      let off = 0;
+      while (off < n) off += writeSync(out, chunk, off, n - off);
+      total += n;
+    }
+    const st = fstatSync(fd, { bigint: true });
+    if (BigInt(total) !== file.key.size || st.size !== file.key.size || st.mtimeNs !== file.key.mtimeNs || st.ctimeNs !== file.key.ctimeNs) {
+      throw new Error(`${what}: file changed during staging (size ${file.key.size} → ${st.size}); stage again from a quiescent tree`);
+    }
+    const digest = h.digest();
+    if (out >= 0) {
+      closeSync(out);
+      out = -1;
+      if (hasObject(l, digest)) {
+        unlinkSync(tmpPath);
+        return { digest, bytes: total };
+      }
+      return { digest, tmp: tmpPath, bytes: total };
+    }
+    return { digest, bytes: 0 };
+  } catch (e) {
+    if (out >= 0) closeSync(out);
+    try { unlinkSync(tmpPath); } catch { /* not created */ }
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Moves staged objects into objects/ (the caller has made their data durable first). */
+export function commitObjects(l: StoreLayout, staged: Map<string, string>): void {
+  for (const [digest, tmp] of staged) {
+    const dst = objectPath(l, digest);
+    if (existsSync(dst)) unlinkSync(tmp);
+    else renameSync(tmp, dst);
+  }
+}

@@ -1,0 +1,206 @@
+// Staging: a tree becomes a deployment. The order is what makes it crash-safe:
+//   1. everything is built under particle/tmp/<work>/ (objects, image, deployment dir);
+//   2. syncfs: the data is durable before any of it gets a final name;
+//   3. objects and the image are renamed into objects/ and images/ (content-addressed, so a
+//      crash here leaves only unreferenced, complete objects that cleanup collects);
+//   4. syncfs again, then the deployment directory is renamed into deploy/ in one step.
+// A crash before 4 leaves no deployment; anything left in tmp/ is removed by the next command.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { renderManifest, type Manifest, type RootFormat } from "../manifest.ts";
+import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
+import { run } from "../system/exec.ts";
+import { diskFree, syncfsPath } from "../system/libc.ts";
+import { scanTree, type ScanResult } from "../tree/scan.ts";
+import type { Inode } from "../tree/model.ts";
+import { digestFile, sha256File } from "../verity/file.ts";
+import { writeErofs } from "../erofs/writer.ts";
+import { composefsTree } from "../composefs/encode.ts";
+import { DevinoCache } from "./devino.ts";
+import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
+import { imagePath, storeLayout, type StoreLayout } from "./layout.ts";
+import { acquireLock } from "./lock.ts";
+import { commitObjects, ensureObjectDirs, hasObject, ingestFile } from "./objects.ts";
+import { describeSource, materialize, parseSource } from "./source.ts";
+
+export interface StageOptions {
+  sysroot: string;
+  source: string;
+  format: RootFormat;
+  version?: string;
+  log?: (msg: string) => void;
+}
+
+export interface StageResult {
+  id: string;
+  format: RootFormat;
+  imageDigest: string;
+  objectsAdded: number;
+  bytesAdded: number;
+  files: number;
+  bytes: number;
+  source: string;
+  /** Files whose digest came from the devino cache instead of being read. */
+  filesReused: number;
+}
+
+export function initStore(l: StoreLayout): void {
+  for (const d of [l.root, l.objects, l.images, l.deploy, l.var, l.tmp, l.cache]) mkdirSync(d, { recursive: true });
+  ensureObjectDirs(l);
+}
+
+/** Removes what a crashed command left in tmp/. Only called with the store lock held. */
+export function cleanTmp(l: StoreLayout): void {
+  if (!existsSync(l.tmp)) return;
+  for (const name of readdirSync(l.tmp)) rmSync(join(l.tmp, name), { recursive: true, force: true });
+}
+
+export async function stage(opts: StageOptions): Promise<StageResult> {
+  const log = opts.log ?? (() => {});
+  const src = parseSource(opts.source);
+  const l = storeLayout(opts.sysroot);
+  initStore(l);
+  const lock = acquireLock(l.lock, `stage ${opts.source}`, log);
+  let work: string | undefined;
+  try {
+    cleanTmp(l);
+    work = mkdtempSync(join(l.tmp, "stage-"));
+    return await stageLocked(l, opts, work, src, log);
+  } catch (e) {
+    throw explainNoSpace(e, opts.sysroot);
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+    lock.release();
+  }
+}
+
+async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src: ReturnType<typeof parseSource>, log: (m: string) => void): Promise<StageResult> {
+  const sourceName = describeSource(src);
+  const treeDir = await materialize(src, work);
+  const scan = scanTree(treeDir);
+  log(`scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
+
+  const image = join(work, "image");
+  let objectsAdded = 0;
+  let bytesAdded = 0;
+  let filesReused = 0;
+  const staged = new Map<string, string>();
+  const cache = src.kind === "dir" ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
+
+  if (opts.format === "composefs") {
+    mkdirSync(join(work, "objects"));
+    let n = 0;
+    for (const [inode, file] of scan.files) {
+      const cached = cache?.lookup(file.key);
+      if (cached && (hasObject(l, cached) || staged.has(cached))) {
+        inode.data = { kind: "object", digest: cached };
+        cache!.remember(file.key, cached);
+        filesReused++;
+        continue;
+      }
+      const got = ingestFile(l, file, join(work, "objects", String(n++)));
+      inode.data = { kind: "object", digest: got.digest };
+      cache?.remember(file.key, got.digest);
+      if (got.tmp) {
+        if (staged.has(got.digest)) rmSync(got.tmp);
+        else {
+          staged.set(got.digest, got.tmp);
+          objectsAdded++;
+          bytesAdded += got.bytes;
+        }
+      }
+    }
+    await writeErofs(composefsTree(scan.root), image, { mode: "metadata" });
+  } else if (opts.format === "erofs") {
+    await writeErofs(scan.root, image, { mode: "full" });
+  } else {
+    await mksquashfs(treeDir, image);
+  }
+
+  const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
+  const imageFinal = imagePath(l, imageDigest, opts.format);
+  if (!existsSync(imageFinal)) bytesAdded += statSync(image).size;
+
+  // 2. Data durable before it gets a final name.
+  syncfsPath(l.root);
+  // 3. Content-addressed names: safe to publish before the deployment exists.
+  commitObjects(l, staged);
+  if (!existsSync(imageFinal)) renameSync(image, imageFinal);
+  const id = nextId(readdirSync(l.deploy));
+  const manifest: Manifest = {
+    schema: 1,
+    id,
+    format: opts.format,
+    imageDigest,
+    source: sourceName,
+    created: new Date().toISOString(),
+    version: opts.version ?? osVersion(treeDir),
+    files: scan.fileCount,
+    bytes: scan.totalBytes,
+    kernel: findKernel(treeDir),
+  };
+  const dep = join(work, "deploy");
+  mkdirSync(join(dep, "etc", "upper"), { recursive: true });
+  mkdirSync(join(dep, "etc", "work"), { recursive: true });
+  writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
+  if (opts.format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(scan)));
+  syncfsPath(l.root);
+  // 4. The deployment appears in one rename.
+  renameSync(dep, join(l.deploy, id));
+  fsyncDir(l.deploy);
+  cache?.save();
+  return { id, format: opts.format, imageDigest, objectsAdded, bytesAdded, files: scan.fileCount, bytes: scan.totalBytes, source: sourceName, filesReused };
+}
+
+/** Every object the deployment's image redirects to (empty files need none). */
+function usedObjects(scan: ScanResult): string[] {
+  const set = new Set<string>();
+  for (const inode of scan.files.keys()) if (inode.size > 0 && inode.data?.kind === "object") set.add(inode.data.digest);
+  return [...set];
+}
+
+async function mksquashfs(dir: string, out: string): Promise<void> {
+  // -mkfs-time/-all-root are not used: owners and mtimes are part of the tree. Fixed mkfs time
+  // keeps the image reproducible.
+  await run("mksquashfs", [dir, out, "-noappend", "-no-progress", "-quiet", "-xattrs", "-comp", "zstd", "-mkfs-time", "0"]);
+}
+
+/** VERSION_ID (or VERSION) from the tree's os-release, for titles and status. */
+export function parseOsRelease(text: string): string | undefined {
+  const vars: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) vars[m[1]!] = m[2]!.replace(/^["']|["']$/g, "");
+  }
+  return vars.VERSION_ID ?? vars.VERSION ?? vars.BUILD_ID;
+}
+
+function osVersion(tree: string): string | undefined {
+  for (const p of ["etc/os-release", "usr/lib/os-release"]) {
+    try {
+      return parseOsRelease(readFileSync(join(tree, p), "utf8"));
+    } catch { /* try the next */ }
+  }
+  return undefined;
+}
+
+/** The kernel version shipped as /usr/lib/modules/<kver>/vmlinuz, if exactly one is found (the newest otherwise). */
+function findKernel(tree: string): string | undefined {
+  const dir = join(tree, "usr/lib/modules");
+  if (!existsSync(dir)) return undefined;
+  const kvers = readdirSync(dir).filter((k) => existsSync(join(dir, k, "vmlinuz"))).sort();
+  return kvers.at(-1);
+}
+
+function explainNoSpace(e: unknown, sysroot: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === "ENOSPC" || /ENOSPC|No space left/.test(String(err?.message))) {
+    let free = "";
+    try {
+      const f = diskFree(sysroot);
+      free = ` (${f.free} bytes free of ${f.total})`;
+    } catch { /* keep the original error */ }
+    return new Error(`staging failed: no space left on the filesystem of ${sysroot}${free}; nothing was deployed, the store is unchanged`);
+  }
+  return e;
+}

@@ -1,0 +1,122 @@
+// Reads a directory tree from disk into the tree model. Names stay raw bytes (paths are Buffers
+// throughout) so non-UTF-8 names survive. Hardlinks become one shared Inode.
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import type { Entry, Inode, NodeKind, Xattr } from "./model.ts";
+import { sortEntries, sortXattrs } from "./model.ts";
+import { getXattr, listXattrs } from "../system/libc.ts";
+
+/** What identifies a file's content on disk without reading it (ostree's "devino" key plus times). */
+export interface StatKey {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+export interface ScannedFile {
+  path: Buffer;
+  key: StatKey;
+}
+
+export interface ScanResult {
+  root: Inode;
+  /** Every distinct regular-file inode with where it was read from. */
+  files: Map<Inode, ScannedFile>;
+  fileCount: number;
+  totalBytes: number;
+}
+
+const S_IFMT = 0o170000;
+const KINDS: Record<number, NodeKind> = {
+  0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chr",
+  0o060000: "blk", 0o010000: "fifo", 0o140000: "sock",
+};
+
+const SLASH = Buffer.from("/");
+
+export function statKey(st: BigIntStats): StatKey {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
+export function sameKey(a: StatKey, b: StatKey): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+function readXattrs(path: Buffer): Xattr[] {
+  const names = listXattrs(path);
+  if (names.length === 0) return [];
+  // POSIX ACLs are stored as system.* xattrs; they are carried like any other xattr.
+  return sortXattrs(names.map((name) => ({ name, value: getXattr(path, name) })));
+}
+
+export function scanTree(rootPath: string): ScanResult {
+  const files = new Map<Inode, ScannedFile>();
+  const links = new Map<string, Inode>();
+  let fileCount = 0;
+  let totalBytes = 0;
+
+  const visit = (path: Buffer, st: BigIntStats): Inode => {
+    const kind = KINDS[Number(st.mode) & S_IFMT];
+    if (!kind) throw new Error(`${path.toString()}: unsupported file type (mode ${st.mode.toString(8)})`);
+    if (kind !== "dir" && st.nlink > 1n) {
+      const linkKey = `${st.dev}:${st.ino}`;
+      const seen = links.get(linkKey);
+      if (seen) return seen;
+    }
+    const inode: Inode = {
+      kind,
+      perm: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
+      mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+      xattrs: readXattrs(path),
+      size: 0,
+    };
+    if (kind !== "dir" && st.nlink > 1n) links.set(`${st.dev}:${st.ino}`, inode);
+    switch (kind) {
+      case "file":
+        inode.size = Number(st.size);
+        inode.data = { kind: "path", path };
+        files.set(inode, { path, key: statKey(st) });
+        fileCount++;
+        totalBytes += inode.size;
+        break;
+      case "symlink":
+        inode.target = readlinkSync(path, { encoding: "buffer" });
+        break;
+      case "chr":
+      case "blk": {
+        const rdev = Number(st.rdev);
+        inode.rdevMajor = ((rdev >>> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff;
+        inode.rdevMinor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+        break;
+      }
+      case "dir": {
+        const names = readdirSync(path, { encoding: "buffer" });
+        const entries: Entry[] = [];
+        for (const name of names) {
+          const child = Buffer.concat([path, SLASH, name]);
+          entries.push({ name, inode: visit(child, lstatSync(child, { bigint: true })) });
+        }
+        inode.entries = sortEntries(entries);
+        break;
+      }
+      default:
+        break;
+    }
+    return inode;
+  };
+
+  const rootBuf = Buffer.from(rootPath.replace(/\/+$/, "") || "/");
+  let st: BigIntStats;
+  try {
+    st = lstatSync(rootBuf, { bigint: true });
+  } catch (e) {
+    throw new Error(`source ${rootPath}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such directory" : (e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new Error(`source ${rootPath}: not a directory`);
+  const root = visit(rootBuf, st);
+  return { root, files, fileCount, totalBytes };
+}
