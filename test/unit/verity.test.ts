@@ -32,6 +32,16 @@ describe("fs-verity digest", () => {
     rmSync(f);
   });
 
+  it("matches `fsverity digest` for mostly-zero (sparse) content", () => {
+    const data = Buffer.alloc(300 * B + 17);
+    data[5 * B + 3] = 1;
+    data[data.length - 1] = 9;
+    const f = join(dir, "sparse");
+    writeFileSync(f, data);
+    const out = execFileSync("fsverity", ["digest", "--compact", f]).toString().trim();
+    expect(verityDigest(data)).toBe(out);
+  });
+
   it("does not depend on how the input is chunked", () => {
     const data = bytes(3 * B * HASHES_PER_BLOCK + 123, 99);
     const whole = verityDigest(data);

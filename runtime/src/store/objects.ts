@@ -1,7 +1,7 @@
 // Content-addressed objects. A file is read once: every chunk is hashed and written to a temp file
 // in the same pass, so the stored bytes are exactly the hashed bytes even if the source is being
 // written to. Objects reach objects/ only by rename, after the data is durable (see commitObjects).
-import { closeSync, fstatSync, openSync, readSync, writeSync, existsSync, mkdirSync, renameSync, unlinkSync, constants } from "node:fs";
+import { ftruncateSync, closeSync, fstatSync, openSync, readSync, writeSync, existsSync, mkdirSync, renameSync, unlinkSync, constants } from "node:fs";
 import { join } from "node:path";
 import { VerityHasher } from "../verity/digest.ts";
 import type { ScannedFile } from "../tree/scan.ts";
@@ -9,6 +9,7 @@ import { objectPath, type StoreLayout } from "./layout.ts";
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
+const ZERO_CHUNK = Buffer.alloc(CHUNK);
 
 export interface Ingested {
   digest: string;
@@ -49,8 +50,11 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
       const chunk = buffer.subarray(0, n);
       h.update(chunk);
       if (out < 0) out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-      let off = 0;
-      while (off < n) off += writeSync(out, chunk, off, n - off);
+      // All-zero chunks are left as holes, so a sparse source gives a sparse object.
+      if (n !== CHUNK || !chunk.equals(ZERO_CHUNK)) {
+        let off = 0;
+        while (off < n) off += writeSync(out, chunk, off, n - off, total + off);
+      }
       total += n;
     }
     const st = fstatSync(fd, { bigint: true });
@@ -59,6 +63,7 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
     }
     const digest = h.digest();
     if (out >= 0) {
+      ftruncateSync(out, total);
       closeSync(out);
       out = -1;
       if (hasObject(l, digest)) {
