@@ -1,0 +1,30 @@
+// Runs the compiled binaries the way a user does, so host tests exercise exactly what ships.
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+
+export const PARTICLE = resolve(__dirname, "../../../dist/particle");
+export const PARTICLE_BOOT = resolve(__dirname, "../../../dist/particle-boot");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function particle(args: string[], opts: { env?: Record<string, string>; argv0?: string; wrap?: string[] } = {}): RunResult {
+  const cmd = opts.wrap ? opts.wrap[0]! : PARTICLE;
+  const full = opts.wrap ? [...opts.wrap.slice(1), PARTICLE, ...args] : args;
+  const r = spawnSync(cmd, full, { encoding: "utf8", env: { ...process.env, ...opts.env }, argv0: opts.argv0, maxBuffer: 1 << 26 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs particle and fails with its stderr if it exits non-zero. */
+export function particleOk(args: string[]): string {
+  const r = particle(args);
+  if (r.code !== 0) throw new Error(`particle ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+export function stageJson(source: string, sysroot: string, extra: string[] = []): Record<string, any> {
+  return JSON.parse(particleOk(["stage", source, "--sysroot", sysroot, "--json", ...extra]));
+}
