@@ -17,6 +17,7 @@ import { digestFile, sha256File } from "../verity/file.ts";
 import { writeErofs } from "../erofs/writer.ts";
 import { composefsTree } from "../composefs/encode.ts";
 import { DevinoCache } from "./devino.ts";
+import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
 import { imagePath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
@@ -163,16 +164,6 @@ async function mksquashfs(dir: string, out: string): Promise<void> {
   // -mkfs-time/-all-root are not used: owners and mtimes are part of the tree. Fixed mkfs time
   // keeps the image reproducible.
   await run("mksquashfs", [dir, out, "-noappend", "-no-progress", "-quiet", "-xattrs", "-comp", "zstd", "-mkfs-time", "0"]);
-}
-
-/** VERSION_ID (or VERSION) from the tree's os-release, for titles and status. */
-export function parseOsRelease(text: string): string | undefined {
-  const vars: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) vars[m[1]!] = m[2]!.replace(/^["']|["']$/g, "");
-  }
-  return vars.VERSION_ID ?? vars.VERSION ?? vars.BUILD_ID;
 }
 
 function osVersion(tree: string): string | undefined {
