@@ -35,7 +35,7 @@ SOURCES := $(shell find runtime/src boot/src -name '*.ts' 2>/dev/null) package-l
 
 dist/particle: $(SOURCES)
 	@mkdir -p dist
-	$(BUN) build $(BUN_FLAGS) runtime/src/main.ts --outfile $@
+	$(BUN) build $(BUN_FLAGS) runtime/src/main.ts runtime/src/store/ingest-worker.ts --outfile $@
 
 dist/particle-boot: $(SOURCES)
 	@mkdir -p dist

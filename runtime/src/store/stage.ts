@@ -21,7 +21,8 @@ import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
 import { imagePath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
-import { commitObjects, ensureObjectDirs, hasObject, ingestFile } from "./objects.ts";
+import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
+import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
 import { describeSource, materialize, parseSource } from "./source.ts";
 
 export interface StageOptions {
@@ -90,27 +91,31 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
 
   if (opts.format === "composefs") {
     mkdirSync(join(work, "objects"));
-    let n = 0;
+    const todo: IngestRequest[] = [];
+    const todoInodes: Inode[] = [];
     for (const [inode, file] of scan.files) {
       const cached = cache?.lookup(file.key);
-      if (cached && (hasObject(l, cached) || staged.has(cached))) {
+      if (cached && hasObject(l, cached)) {
         inode.data = { kind: "object", digest: cached };
         cache!.remember(file.key, cached);
         filesReused++;
         continue;
       }
-      const got = ingestFile(l, file, join(work, "objects", String(n++)));
-      inode.data = { kind: "object", digest: got.digest };
-      cache?.remember(file.key, got.digest);
-      if (got.tmp) {
-        if (staged.has(got.digest)) rmSync(got.tmp);
-        else {
-          staged.set(got.digest, got.tmp);
-          objectsAdded++;
-          bytesAdded += got.bytes;
-        }
-      }
+      todo.push({ file, tmp: join(work, "objects", String(todo.length)) });
+      todoInodes.push(inode);
     }
+    await ingestAll(opts.sysroot, todo, (i, got) => {
+      todoInodes[i]!.data = { kind: "object", digest: got.digest };
+      cache?.remember(todo[i]!.file.key, got.digest);
+      if (!got.tmp) return;
+      // Two files with the same new content: keep the first copy.
+      if (staged.has(got.digest)) rmSync(got.tmp);
+      else {
+        staged.set(got.digest, got.tmp);
+        objectsAdded++;
+        bytesAdded += got.bytes;
+      }
+    });
     await writeErofs(composefsTree(scan.root), image, { mode: "metadata" });
   } else if (opts.format === "erofs") {
     await writeErofs(scan.root, image, { mode: "full" });
