@@ -1,0 +1,94 @@
+// The composefs view of a tree: what the EROFS metadata image must hold so that overlayfs
+// (metacopy=on, redirect_dir=on, the object store as a data-only lower) shows the original tree.
+//   - non-empty regular files point at their object: trusted.overlay.redirect + trusted.overlay.metacopy;
+//   - the tree's own trusted.overlay.* xattrs are escaped (trusted.overlay.overlay.*), which overlayfs
+//     (>= 6.7) unescapes instead of interpreting;
+//   - overlay whiteouts (0:0 character devices) would be interpreted and vanish, so, as mkcomposefs
+//     does, they become empty regular files marked as escaped "xwhiteouts" (file: whiteout; parent
+//     directory: whiteouts + opaque=x), both for trusted and userxattr overlays stacked on top.
+import type { Entry, Inode, Xattr } from "../tree/model.ts";
+import { objectRelPath } from "../store/layout.ts";
+
+const TRUSTED_OVERLAY = Buffer.from("trusted.overlay.");
+const ESCAPED_PREFIX = Buffer.from("trusted.overlay.overlay.");
+export const XATTR_REDIRECT = Buffer.from("trusted.overlay.redirect");
+export const XATTR_METACOPY = Buffer.from("trusted.overlay.metacopy");
+
+const WHITEOUT_FILE_XATTRS: Xattr[] = [
+  { name: Buffer.from("trusted.overlay.overlay.whiteout"), value: Buffer.alloc(0) },
+  { name: Buffer.from("user.overlay.whiteout"), value: Buffer.alloc(0) },
+];
+const WHITEOUT_DIR_XATTRS: Xattr[] = [
+  { name: Buffer.from("trusted.overlay.overlay.whiteouts"), value: Buffer.alloc(0) },
+  { name: Buffer.from("user.overlay.whiteouts"), value: Buffer.alloc(0) },
+  { name: Buffer.from("trusted.overlay.overlay.opaque"), value: Buffer.from("x") },
+  { name: Buffer.from("user.overlay.opaque"), value: Buffer.from("x") },
+];
+
+/** overlayfs' struct ovl_metacopy: version, len, flags, digest algorithm (1 = sha256), digest. */
+export function metacopyValue(digestHex: string): Buffer {
+  const digest = Buffer.from(digestHex, "hex");
+  const b = Buffer.alloc(4 + digest.length);
+  b[0] = 0;
+  b[1] = b.length;
+  b[2] = 0;
+  b[3] = 1;
+  digest.copy(b, 4);
+  return b;
+}
+
+/** The redirect target inside the data-only lower: "/ab/cdef…". */
+export const redirectValue = (digestHex: string): Buffer => Buffer.from(`/${objectRelPath(digestHex)}`);
+
+export function escapeXattrName(name: Buffer): Buffer {
+  if (name.length >= TRUSTED_OVERLAY.length && name.subarray(0, TRUSTED_OVERLAY.length).equals(TRUSTED_OVERLAY))
+    return Buffer.concat([ESCAPED_PREFIX, name.subarray(TRUSTED_OVERLAY.length)]);
+  return name;
+}
+
+const DIGEST = /^[0-9a-f]{64}$/;
+export const isWhiteout = (i: Inode): boolean => i.kind === "chr" && (i.rdevMajor ?? 0) === 0 && (i.rdevMinor ?? 0) === 0;
+
+/** Adds `extra` xattrs whose names are not there yet; returns a new sorted list. */
+function withXattrs(xattrs: Xattr[], extra: readonly Xattr[]): Xattr[] {
+  const out = [...xattrs];
+  for (const x of extra) if (!out.some((y) => y.name.equals(x.name))) out.push(x);
+  return out.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/**
+ * Turns a tree whose regular files have data {kind:"object", digest} into the tree to write as the
+ * composefs metadata image. Does not mutate its input; hardlinks stay shared inodes.
+ */
+export function composefsTree(root: Inode): Inode {
+  const done = new Map<Inode, Inode>();
+  const convert = (src: Inode): Inode => {
+    const seen = done.get(src);
+    if (seen) return seen;
+    const xattrs = src.xattrs.map((x) => ({ name: escapeXattrName(x.name), value: x.value }));
+    const out: Inode = { ...src, xattrs };
+    done.set(src, out);
+    if (isWhiteout(src)) {
+      out.kind = "file";
+      out.size = 0;
+      delete out.rdevMajor;
+      delete out.rdevMinor;
+      out.xattrs = withXattrs(xattrs, WHITEOUT_FILE_XATTRS);
+    } else if (src.kind === "file" && src.size > 0) {
+      const data = src.data;
+      if (data?.kind !== "object" || !DIGEST.test(data.digest))
+        throw new Error(`composefs: a non-empty file needs an object digest (64 hex digits), got ${data?.kind ?? "none"}`);
+      out.xattrs = withXattrs(xattrs, [
+        { name: XATTR_REDIRECT, value: redirectValue(data.digest) },
+        { name: XATTR_METACOPY, value: metacopyValue(data.digest) },
+      ]);
+    } else out.xattrs.sort((a, b) => Buffer.compare(a.name, b.name));
+    if (src.kind === "dir") {
+      const entries: Entry[] = (src.entries ?? []).map((e) => ({ name: e.name, inode: convert(e.inode) }));
+      out.entries = entries;
+      if ((src.entries ?? []).some((e) => isWhiteout(e.inode))) out.xattrs = withXattrs(out.xattrs, WHITEOUT_DIR_XATTRS);
+    }
+    return out;
+  };
+  return convert(root);
+}

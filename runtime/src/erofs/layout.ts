@@ -1,0 +1,134 @@
+// From the tree model to the list of on-disk inodes: breadth-first order (a directory's children get
+// neighbouring nids, as mkcomposefs does), link counts, the build time and per-inode sizes.
+import type { Inode } from "../tree/model.ts";
+import { type DirPlan, planDir } from "./dirent.ts";
+import type { InodeXattrs } from "./xattr.ts";
+
+export interface Child {
+  name: Buffer;
+  node: Node;
+}
+
+export interface Node {
+  inode: Inode;
+  ino: number;
+  nlink: number;
+  parent: Node;
+  /** Directories: entries sorted by name, "." and ".." included. */
+  children: Child[];
+  xattrs: InodeXattrs;
+  shared: number[];
+  inline: Buffer[];
+  ibody: number;
+  extended: boolean;
+  layout: number;
+  /** i_size. */
+  size: number;
+  /** i_u: raw_blkaddr, rdev or chunk format. */
+  iu: number;
+  /** Bytes after inode and xattrs in the metadata area: inline tail or chunk map. */
+  tailLen: number;
+  /** Inline tail content known before placement (symlink target, small file data). */
+  tail?: Buffer;
+  chunkMap?: Uint32Array;
+  /** Blocks in the area after the metadata (directory blocks, long symlinks). */
+  trailingBlocks: number;
+  dirPlan?: DirPlan;
+  offset: number;
+  nid: number;
+}
+
+const DOT = Buffer.from(".");
+const DOTDOT = Buffer.from("..");
+
+function checkName(name: Buffer, where: Inode): void {
+  if (name.length === 0 || name.length > 255 || name.includes(0x2f) || name.includes(0) || name.equals(DOT) || name.equals(DOTDOT))
+    throw new Error(`invalid file name ${JSON.stringify(name.toString("latin1"))} (${name.length} bytes)`);
+  void where;
+}
+
+/** Unique inodes in breadth-first order; hardlinks are found by object identity. */
+export function collect(root: Inode): Node[] {
+  if (root.kind !== "dir") throw new Error("the root of an EROFS image must be a directory");
+  const nodes: Node[] = [];
+  const byInode = new Map<Inode, Node>();
+  const make = (inode: Inode, parent: Node | undefined): Node => {
+    const n = {
+      inode,
+      ino: nodes.length + 1,
+      nlink: inode.kind === "dir" ? 2 : 1,
+      children: [],
+      shared: [],
+      inline: [],
+      ibody: 0,
+      extended: false,
+      layout: 0,
+      size: 0,
+      iu: 0,
+      tailLen: 0,
+      trailingBlocks: 0,
+      offset: 0,
+      nid: 0,
+    } as unknown as Node;
+    n.parent = parent ?? n;
+    nodes.push(n);
+    byInode.set(inode, n);
+    return n;
+  };
+  make(root, undefined);
+  for (let i = 0; i < nodes.length; i++) {
+    const dir = nodes[i]!;
+    if (dir.inode.kind !== "dir") continue;
+    const entries = [...(dir.inode.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
+    const children: Child[] = [
+      { name: DOT, node: dir },
+      { name: DOTDOT, node: dir.parent },
+    ];
+    for (let j = 0; j < entries.length; j++) {
+      const e = entries[j]!;
+      checkName(e.name, dir.inode);
+      if (j > 0 && e.name.equals(entries[j - 1]!.name)) throw new Error(`duplicate name ${e.name.toString("latin1")}`);
+      let c = byInode.get(e.inode);
+      if (c) {
+        if (c.inode.kind === "dir") throw new Error(`directory ${e.name.toString("latin1")} is linked twice`);
+        c.nlink++;
+      } else c = make(e.inode, dir);
+      if (c.inode.kind === "dir") dir.nlink++;
+      children.push({ name: e.name, node: c });
+    }
+    dir.children = children.sort((a, b) => Buffer.compare(a.name, b.name));
+    dir.dirPlan = planDir(dir.children.map((c) => c.name));
+  }
+  return nodes;
+}
+
+/** The most common mtime, so that as many inodes as possible can use the compact form; ties go to the earliest. */
+export function buildTime(nodes: readonly Node[]): { sec: number; nsec: number } {
+  const counts = new Map<number, Map<number, number>>();
+  let best = { sec: 0, nsec: 0, n: 0 };
+  for (const { inode } of nodes) {
+    let m = counts.get(inode.mtimeSec);
+    if (!m) counts.set(inode.mtimeSec, (m = new Map()));
+    const n = (m.get(inode.mtimeNsec) ?? 0) + 1;
+    m.set(inode.mtimeNsec, n);
+    const better =
+      n > best.n ||
+      (n === best.n && (inode.mtimeSec < best.sec || (inode.mtimeSec === best.sec && inode.mtimeNsec < best.nsec)));
+    if (better) best = { sec: inode.mtimeSec, nsec: inode.mtimeNsec, n };
+  }
+  return { sec: best.sec, nsec: best.nsec };
+}
+
+/** i_size before any layout decision: it never depends on where things land. */
+export function logicalSize(n: Node): number {
+  switch (n.inode.kind) {
+    case "file":
+      return n.inode.size;
+    case "dir":
+      return n.dirPlan!.size;
+    case "symlink":
+      return n.inode.target?.length ?? 0;
+    default:
+      return 0;
+  }
+}

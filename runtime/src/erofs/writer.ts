@@ -1,0 +1,257 @@
+// Reproducible EROFS writer. The image is, in order:
+//   block 0            superblock (at 1024); in metadata-only images the inodes follow it directly
+//   data area          "full" mode only: file contents, streamed before the metadata is laid out
+//   metadata area      inodes in breadth-first order, each followed by its xattrs and inline tail
+//   shared xattrs      xattr_blkaddr
+//   trailing blocks    directory blocks and long symlink targets that do not fit inline
+// Nothing depends on the host or the clock: sorted names, breadth-first nids, the build time is the
+// tree's most common mtime, zero UUID.
+import { closeSync, openSync, writeSync } from "node:fs";
+import type { Inode } from "../tree/model.ts";
+import { writeDirBlock, type DirItem } from "./dirent.ts";
+import { BlockWriter, writeFileData } from "./data.ts";
+import {
+  BLOCK_BITS,
+  BLOCK_SIZE,
+  FILE_TYPE,
+  INCOMPAT_CHUNKED_FILE,
+  INODE_SLOT,
+  LAYOUT_CHUNK_BASED,
+  LAYOUT_FLAT_INLINE,
+  LAYOUT_FLAT_PLAIN,
+  MAX_CHUNK_BITS,
+  MODE_TYPE,
+  SUPER_OFFSET,
+  SUPER_SIZE,
+  alignUp,
+} from "./format.ts";
+import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
+import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
+import { writeSuperblock } from "./superblock.ts";
+import { SharedXattrTable, ibodySize, prepareXattrs, writeIbody, xattrICount } from "./xattr.ts";
+
+export interface ErofsWriteOptions {
+  /** "metadata": regular files carry no data blocks (composefs); "full": file data is stored in the image. */
+  mode: "metadata" | "full";
+}
+
+const U16 = 0xffff;
+const U32 = 0xffffffff;
+
+/** Writes the image to `outPath` (created/truncated) and returns its size in bytes. Deterministic: same tree → same bytes. */
+export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteOptions): Promise<{ bytes: number }> {
+  const nodes = collect(root);
+  const bt = buildTime(nodes);
+  const sharedArea = prepareNodes(nodes, bt);
+  const fd = openSync(outPath, "w");
+  try {
+    let dataEnd = 1;
+    if (opts.mode === "full") {
+      const out = new BlockWriter(fd, 1);
+      const scratch = Buffer.allocUnsafe(1 << 20);
+      for (const n of nodes) {
+        if (n.inode.kind !== "file") continue;
+        const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
+        Object.assign(n, writeFileData(out, n.inode.data, n.size, room, scratch));
+      }
+      out.flush();
+      dataEnd = out.block;
+    }
+    for (const n of nodes) decideLayout(n, opts.mode);
+    const image = encode(nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0);
+    if (image.base > 0) {
+      const block0 = Buffer.alloc(BLOCK_SIZE);
+      image.super.copy(block0, SUPER_OFFSET);
+      writeAll(fd, block0, 0);
+    }
+    writeAll(fd, image.buf, image.base);
+    return { bytes: image.base + image.buf.length };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, pos: number): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off, pos + off);
+}
+
+/** Prepares xattrs and inode forms; returns the shared xattr area. */
+function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }): Buffer {
+  const shared = new SharedXattrTable();
+  for (const n of nodes) {
+    checkInode(n.inode);
+    n.xattrs = prepareXattrs(n.inode.xattrs);
+    shared.count(n.xattrs);
+  }
+  shared.seal();
+  for (const n of nodes) {
+    const { shared: ids, inline } = shared.split(n.xattrs);
+    n.shared = ids;
+    n.inline = inline;
+    n.ibody = ibodySize(ids.length, inline);
+    n.size = logicalSize(n);
+    const i = n.inode;
+    n.extended = !(
+      i.uid <= U16 &&
+      i.gid <= U16 &&
+      n.nlink <= U16 &&
+      n.size <= U32 &&
+      i.mtimeSec === bt.sec &&
+      i.mtimeNsec === bt.nsec
+    );
+  }
+  return shared.area;
+}
+
+function checkInode(i: Inode): void {
+  const u32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= U32;
+  if (!u32(i.uid) || !u32(i.gid)) throw new Error(`uid/gid out of range: ${i.uid}:${i.gid}`);
+  if (!Number.isInteger(i.perm) || i.perm < 0 || i.perm > 0o7777) throw new Error(`bad permission bits ${i.perm}`);
+  if (!Number.isInteger(i.mtimeNsec) || i.mtimeNsec < 0 || i.mtimeNsec > 999_999_999) throw new Error(`bad mtime nsec ${i.mtimeNsec}`);
+  if (i.kind === "file" && !(Number.isSafeInteger(i.size) && i.size >= 0)) throw new Error(`bad file size ${i.size}`);
+  if (i.kind === "symlink" && (!i.target || i.target.length === 0 || i.target.length > 4095))
+    throw new Error(`symlink target must be 1..4095 bytes`);
+}
+
+const ceilLog2 = (n: number): number => {
+  let b = 0;
+  while (2 ** b < n) b++;
+  return b;
+};
+
+function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
+  const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
+  const i = n.inode;
+  switch (i.kind) {
+    case "file":
+      if (mode === "full") return; // decided while streaming the data
+      if (n.size === 0) {
+        n.layout = LAYOUT_FLAT_PLAIN;
+        return;
+      }
+      {
+        // One null chunk covering the whole file (several beyond 8 TiB): stat sees the real size,
+        // reads are served by the overlay's data layer.
+        const bits = Math.min(MAX_CHUNK_BITS, Math.max(BLOCK_BITS, ceilLog2(n.size)));
+        n.layout = LAYOUT_CHUNK_BASED;
+        n.iu = bits - BLOCK_BITS;
+        n.tailLen = Math.ceil(n.size / 2 ** bits) * 4;
+      }
+      return;
+    case "dir": {
+      const blocks = n.dirPlan!.perBlock.length;
+      const tail = n.size - (blocks - 1) * BLOCK_SIZE;
+      if (tail < BLOCK_SIZE && tail <= room) {
+        n.layout = LAYOUT_FLAT_INLINE;
+        n.tailLen = tail;
+        n.trailingBlocks = blocks - 1;
+      } else {
+        n.layout = LAYOUT_FLAT_PLAIN;
+        n.trailingBlocks = blocks;
+      }
+      return;
+    }
+    case "symlink":
+      if (n.size <= room) {
+        n.layout = LAYOUT_FLAT_INLINE;
+        n.tail = i.target!;
+        n.tailLen = n.size;
+      } else {
+        n.layout = LAYOUT_FLAT_PLAIN;
+        n.trailingBlocks = 1;
+      }
+      return;
+    case "chr":
+    case "blk":
+      n.layout = LAYOUT_FLAT_PLAIN;
+      n.iu = encodeRdev(i.rdevMajor ?? 0, i.rdevMinor ?? 0);
+      return;
+    default:
+      n.layout = LAYOUT_FLAT_PLAIN;
+  }
+}
+
+function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number) {
+  const metaBase = metaBlk * BLOCK_SIZE;
+  // Place inodes; an inline tail must sit in the same block as its inode.
+  let off = metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE;
+  for (const n of nodes) {
+    off = alignUp(off, INODE_SLOT);
+    const total = inodeSize(n.extended) + n.ibody + n.tailLen;
+    if (n.layout === LAYOUT_FLAT_INLINE && (off % BLOCK_SIZE) + total > BLOCK_SIZE) off = alignUp(off, BLOCK_SIZE);
+    n.offset = off;
+    n.nid = (off - metaBase) / INODE_SLOT;
+    off += total;
+  }
+  let block = alignUp(off, BLOCK_SIZE) / BLOCK_SIZE;
+  const xattrBlk = sharedArea.length > 0 ? block : 0;
+  block += alignUp(sharedArea.length, BLOCK_SIZE) / BLOCK_SIZE;
+  for (const n of nodes) {
+    if (n.trailingBlocks === 0) continue;
+    n.iu = block;
+    block += n.trailingBlocks;
+  }
+  const buf = Buffer.alloc(block * BLOCK_SIZE - metaBase);
+  if (xattrBlk) sharedArea.copy(buf, xattrBlk * BLOCK_SIZE - metaBase);
+
+  let incompat = 0;
+  for (const n of nodes) {
+    const i = n.inode;
+    const at = n.offset - metaBase;
+    const isz = inodeSize(n.extended);
+    writeInode(buf, at, {
+      extended: n.extended,
+      layout: n.layout,
+      xattrICount: xattrICount(n.ibody),
+      mode: MODE_TYPE[i.kind] | i.perm,
+      nlink: n.nlink,
+      size: n.size,
+      iu: n.iu,
+      ino: n.ino,
+      uid: i.uid,
+      gid: i.gid,
+      mtimeSec: i.mtimeSec,
+      mtimeNsec: i.mtimeNsec,
+    });
+    writeIbody(buf, at + isz, n.shared, n.inline);
+    const tailAt = at + isz + n.ibody;
+    if (n.layout === LAYOUT_CHUNK_BASED) {
+      incompat |= INCOMPAT_CHUNKED_FILE;
+      if (n.chunkMap) for (let k = 0; k < n.chunkMap.length; k++) buf.writeUInt32LE(n.chunkMap[k]!, tailAt + 4 * k);
+      else buf.fill(0xff, tailAt, tailAt + n.tailLen);
+    } else if (n.tail) n.tail.copy(buf, tailAt);
+    if (i.kind === "dir") writeDir(buf, n, tailAt, metaBase);
+    else if (i.kind === "symlink" && n.trailingBlocks) i.target!.copy(buf, n.iu * BLOCK_SIZE - metaBase);
+  }
+  const root = nodes[0]!;
+  const sb = Buffer.alloc(SUPER_OFFSET + SUPER_SIZE);
+  writeSuperblock(sb, 0, {
+    rootNid: root.nid,
+    inos: nodes.length,
+    buildTimeSec: bt.sec,
+    buildTimeNsec: bt.nsec,
+    blocks: block,
+    metaBlkaddr: metaBlk,
+    xattrBlkaddr: xattrBlk,
+    featureIncompat: incompat,
+  });
+  const superBytes = sb.subarray(SUPER_OFFSET);
+  if (metaBase === 0) superBytes.copy(buf, SUPER_OFFSET);
+  return { buf, base: metaBase, super: superBytes };
+}
+
+function writeDir(buf: Buffer, n: Node, tailAt: number, metaBase: number): void {
+  const perBlock = n.dirPlan!.perBlock;
+  let k = 0;
+  for (let b = 0; b < perBlock.length; b++) {
+    const items: DirItem[] = [];
+    for (let j = 0; j < perBlock[b]!; j++, k++) {
+      const c = n.children[k]!;
+      items.push({ name: c.name, nid: c.node.nid, type: FILE_TYPE[c.node.inode.kind] });
+    }
+    const inlineTail = n.layout === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
+    writeDirBlock(buf, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, items);
+  }
+}
+
