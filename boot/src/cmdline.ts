@@ -1,0 +1,96 @@
+// The kernel command line, parsed into a typed boot plan. Pure: takes the text (reading
+// /proc/cmdline is main.ts's job), so every case is a table row in test/unit/cmdline.test.ts.
+//
+// Splitting follows the kernel's own rule (lib/cmdline.c, next_arg): arguments are separated by
+// whitespace; a double quote toggles quoting, so spaces inside quotes do not split; there are NO
+// escapes (a backslash is an ordinary character, and a double quote cannot be part of a value).
+// Quotes around the whole argument ("a=b c") or around the value (a="b c") are removed; any other
+// quote stays in the text, as the kernel leaves it.
+import { z } from "zod";
+import { DeploymentId, Sha256Hex } from "../../runtime/src/manifest.ts";
+import { VerityMode } from "../../runtime/src/mounts/plan.ts";
+import { Overlayroot, parseOverlayroot } from "./overlayroot.ts";
+
+export function splitCmdline(text: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inQuote = false;
+  let started = false;
+  for (const c of text) {
+    if (!inQuote && /\s/.test(c)) {
+      if (started) out.push(cur);
+      cur = "";
+      started = false;
+      continue;
+    }
+    if (c === '"') inQuote = !inQuote;
+    cur += c;
+    started = true;
+  }
+  if (started) out.push(cur);
+  return out;
+}
+
+const unquote = (s: string) => (s.length >= 2 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s);
+
+/** One argument as key and value (value undefined for a bare flag like `ro`). */
+export function splitArg(arg: string): { key: string; value: string | undefined } {
+  const a = unquote(arg);
+  const eq = a.indexOf("=");
+  if (eq < 0) return { key: a, value: undefined };
+  return { key: a.slice(0, eq), value: unquote(a.slice(eq + 1)) };
+}
+
+export const BootArgs = z.object({
+  /** particle.deploy=<id>: the deployment directory under particle/deploy/. */
+  deploy: DeploymentId,
+  /** particle.image=<sha256 hex>: fs-verity digest of the image (sha256 for squashfs), pinned by the boot entry. */
+  image: Sha256Hex,
+  /** particle.verity=: absent means require where the filesystem supports fs-verity. */
+  verity: VerityMode.optional(),
+  /** overlayroot= on the command line (it wins over /etc/overlayroot.conf). */
+  overlayroot: Overlayroot.optional(),
+});
+export type BootArgs = z.infer<typeof BootArgs>;
+
+const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity"] as const;
+
+/** Parses the command line. Throws an Error whose message starts with the offending argument. */
+export function parseCmdline(text: string): BootArgs {
+  const seen = new Map<string, string>();
+  let overlayroot: Overlayroot | undefined;
+  for (const arg of splitCmdline(text)) {
+    const { key, value } = splitArg(arg);
+    if (key === "overlayroot") {
+      if (value === undefined) throw new Error(`overlayroot: needs a value (overlayroot=tmpfs, overlayroot=disabled, …)`);
+      // The last one wins, as the kernel and Ubuntu's script treat repeated arguments.
+      overlayroot = parseOverlayroot(value, "overlayroot");
+      continue;
+    }
+    if (!key.startsWith("particle.")) continue;
+    if (!(PARTICLE_KEYS as readonly string[]).includes(key)) {
+      throw new Error(`${key}: unknown argument (particle-boot knows ${PARTICLE_KEYS.join(", ")})`);
+    }
+    if (value === undefined || value === "") throw new Error(`${key}: needs a value (${key}=…)`);
+    const prev = seen.get(key);
+    // A boot entry pins one image; two different values mean a broken entry, not a preference.
+    if (prev !== undefined && prev !== value) throw new Error(`${key}: given twice with different values (${prev}, ${value})`);
+    seen.set(key, value);
+  }
+  const field = (key: string, schema: z.ZodType, what: string, required: boolean) => {
+    const v = seen.get(key);
+    if (v === undefined) {
+      if (required) throw new Error(`${key}: missing from the kernel command line (expected ${key}=${what})`);
+      return undefined;
+    }
+    const r = schema.safeParse(v);
+    if (!r.success) throw new Error(`${key}=${v}: invalid, expected ${what}`);
+    return r.data;
+  };
+  return BootArgs.parse({
+    deploy: field("particle.deploy", DeploymentId, "a deployment id such as 1 or 2-ab12", true),
+    image: field("particle.image", Sha256Hex, "the image's sha256 digest, 64 lowercase hex digits", true),
+    verity: field("particle.verity", VerityMode, "require, optional or off", false),
+    overlayroot,
+  });
+}

@@ -1,0 +1,37 @@
+// Messages go to stderr (the service's journal) and to /dev/kmsg, which reaches the console even
+// when the journal is not up yet — a failure must never be a silent hang.
+import { closeSync, openSync, writeSync, constants } from "node:fs";
+
+const KMSG_ERR = 3;
+const KMSG_WARNING = 4;
+const KMSG_INFO = 6;
+
+export class Log {
+  private kmsg: number | undefined;
+  constructor(useKmsg: boolean) {
+    if (!useKmsg) return;
+    try {
+      this.kmsg = openSync("/dev/kmsg", constants.O_WRONLY);
+    } catch {
+      /* not writable (not root, or no /dev): stderr only */
+    }
+  }
+  private emit(level: number, msg: string): void {
+    process.stderr.write(`particle-boot: ${msg}\n`);
+    if (this.kmsg === undefined) return;
+    // One kmsg record per line, each tagged with the priority.
+    for (const line of msg.split("\n")) {
+      try {
+        writeSync(this.kmsg, `<${level}>particle-boot: ${line}\n`);
+      } catch {
+        /* kmsg rate limits or refuses: stderr already has it */
+      }
+    }
+  }
+  info(msg: string): void { this.emit(KMSG_INFO, msg); }
+  warn(msg: string): void { this.emit(KMSG_WARNING, msg); }
+  error(msg: string): void { this.emit(KMSG_ERR, msg); }
+  close(): void {
+    if (this.kmsg !== undefined) closeSync(this.kmsg);
+  }
+}

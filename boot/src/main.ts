@@ -1,0 +1,84 @@
+// particle-boot: runs in the initramfs as particle-root.service, after sysroot.mount has mounted
+// the physical root at /sysroot and before initrd-root-fs.target. It verifies the deployment
+// named on the kernel command line, mounts it, and leaves /sysroot holding the deployment's root
+// with the physical root at /sysroot/sysroot, ready for systemd's switch-root. On any failure it
+// says why on stderr and /dev/kmsg and exits non-zero; the unit's OnFailure= then goes to
+// emergency.target, so boot counting can fall back to the previous entry.
+import { readFileSync } from "node:fs";
+import { parseOptions, USAGE } from "./args.ts";
+import { parseCmdline } from "./cmdline.ts";
+import { Log } from "./log.ts";
+import {
+  chooseOverlayroot,
+  dropWorkspace,
+  existingDir,
+  loadDeployment,
+  makeWorkspace,
+  mountReadOnlyRoot,
+  mountWritable,
+  moveIntoPlace,
+  sealingMayWrite,
+  withWritableSysroot,
+  writableFor,
+  writeBootedMarker,
+} from "./steps.ts";
+import { verifyDeployment } from "../../runtime/src/mounts/index.ts";
+
+function boot(argv: string[], log: Log): void {
+  const o = parseOptions(argv);
+  if (o.help) {
+    process.stdout.write(USAGE + "\n");
+    return;
+  }
+  const sysroot = existingDir(o.sysroot, "--sysroot");
+  const target = existingDir(o.target, "--target");
+  const runDir = existingDir(o.runDir, "--run-dir");
+  const args = parseCmdline(o.cmdline ?? readFileSync("/proc/cmdline", "utf8"));
+  const m = loadDeployment(sysroot, args.deploy);
+
+  // Nothing is mounted before the image digest is checked and the objects are sealed.
+  const verify = () => verifyDeployment({ sysroot, manifest: m, verity: args.verity, expectedDigest: args.image });
+  const v = sealingMayWrite(sysroot, m, args) ? withWritableSysroot(sysroot, verify) : verify();
+  for (const w of v.warnings) log.warn(w);
+  const overlayVerity = m.format === "composefs" ? v.check.verity.overlay : "off";
+
+  const ws = makeWorkspace(runDir);
+  let moved = false;
+  try {
+    const root = mountReadOnlyRoot(ws, sysroot, m, v.image, overlayVerity);
+    const overlayroot = chooseOverlayroot(args, root, sysroot, m.id);
+    const newRoot = mountWritable(ws, root, writableFor(overlayroot, sysroot, m.id));
+    moveIntoPlace(sysroot, target, newRoot);
+    moved = true;
+    writeBootedMarker(runDir, {
+      schema: 1,
+      id: m.id,
+      imageDigest: m.imageDigest,
+      format: m.format,
+      verity: v.check.verity.mode,
+      overlayVerity,
+      imageCheck: v.check.method,
+      sealed: v.sealed?.sealed ?? 0,
+      overlayroot: overlayroot.mode,
+      warnings: v.warnings,
+    });
+    log.info(`deployment ${m.id} (${m.format}, image ${m.imageDigest}, verity ${v.check.verity.mode}, overlayroot ${overlayroot.mode}) mounted on ${target}`);
+  } finally {
+    // After a failure before the move this also takes down the half-built root.
+    try {
+      dropWorkspace(ws);
+    } catch (e) {
+      if (moved) log.warn(`cleaning up ${ws}: ${(e as Error).message}`);
+    }
+  }
+}
+
+const log = new Log(!process.argv.includes("--no-kmsg"));
+try {
+  boot(process.argv.slice(2), log);
+} catch (e) {
+  log.error(`FAILED: ${(e as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  log.close();
+}

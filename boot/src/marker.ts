@@ -1,0 +1,25 @@
+// /run/particle-booted: what particle-boot mounted, for `particle status` and for tests. Its
+// presence also tells the running system that it was booted as a Particle-OS deployment.
+import { z } from "zod";
+import { DeploymentId, RootFormat, Sha256Hex } from "../../runtime/src/manifest.ts";
+import { OverlayVerity, VerityMode } from "../../runtime/src/mounts/plan.ts";
+
+export const BOOTED_MARKER = "particle-booted";
+
+export const BootedMarker = z.object({
+  schema: z.literal(1),
+  id: DeploymentId,
+  imageDigest: Sha256Hex,
+  format: RootFormat,
+  /** The verity mode in force (after the default was applied). */
+  verity: VerityMode,
+  /** The overlayfs verity= option used for the root (`off` for erofs/squashfs roots). */
+  overlayVerity: OverlayVerity,
+  /** How the image digest was checked: by the kernel, in userspace, or sha256 (squashfs). */
+  imageCheck: z.enum(["fs-verity", "userspace-fs-verity", "sha256"]),
+  /** Objects that got fs-verity enabled during this boot (sealing after an offline install). */
+  sealed: z.number().int().nonnegative(),
+  overlayroot: z.enum(["disabled", "tmpfs", "device"]),
+  warnings: z.array(z.string()),
+});
+export type BootedMarker = z.infer<typeof BootedMarker>;

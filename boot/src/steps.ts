@@ -1,0 +1,155 @@
+// The steps of particle-boot, each one effect with its own error context. main.ts only orders
+// them. Nothing here spawns a program: mounts, moves and ioctls are syscalls (runtime/src/system,
+// runtime/src/mounts).
+import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parseManifest, type Manifest } from "../../runtime/src/manifest.ts";
+import {
+  executePlan,
+  measureFile,
+  mountContaining,
+  parseMountinfo,
+  persistentWritable,
+  planMoveIntoPlace,
+  planRoot,
+  planWritable,
+  SEALED_STAMP,
+  unmountTree,
+  type OverlayVerity,
+  type Writable,
+} from "../../runtime/src/mounts/index.ts";
+import { deployDir, imagePath, storeLayout } from "../../runtime/src/store/layout.ts";
+import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
+import { mount, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REMOUNT } from "../../runtime/src/system/libc.ts";
+import type { BootArgs } from "./cmdline.ts";
+import { BOOTED_MARKER, BootedMarker } from "./marker.ts";
+import { parseOverlayrootConf, resolveOverlayroot, type Overlayroot } from "./overlayroot.ts";
+
+const mountinfo = () => parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
+
+export function existingDir(path: string, what: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    throw new Error(`${what} ${path} does not exist`);
+  }
+}
+
+export function loadDeployment(sysroot: string, id: string): Manifest {
+  const path = join(deployDir(storeLayout(sysroot), id), "deployment.json");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new Error(`particle.deploy=${id}: no deployment ${path}`);
+  }
+  const m = parseManifest(text, path);
+  if (m.id !== id) throw new Error(`particle.deploy=${id}: ${path} describes deployment ${m.id}`);
+  return m;
+}
+
+/**
+ * Whether this boot may have to enable fs-verity (sealing after an offline install): the image
+ * is not measurable yet, or a composefs store was never completely sealed.
+ */
+export function sealingMayWrite(sysroot: string, m: Manifest, args: BootArgs): boolean {
+  if (args.verity === "off" || m.format === "squashfs") return false;
+  const image = imagePath(storeLayout(sysroot), args.image, m.format);
+  if (existsSync(image) && measureFile(image, false).kind === "unavailable") return true;
+  return m.format === "composefs" && !existsSync(join(deployDir(storeLayout(sysroot), m.id), SEALED_STAMP));
+}
+
+/**
+ * Runs `f` with the sysroot writable. FS_IOC_ENABLE_VERITY needs the filesystem mounted
+ * read-write, and the initramfs usually mounts the root read-only (`ro` on the command line);
+ * the mount is put back as it was afterwards, whatever happens.
+ */
+export function withWritableSysroot<T>(sysroot: string, f: () => T): T {
+  const mnt = mountContaining(mountinfo(), sysroot);
+  if (!mnt) return f();
+  const superRo = mnt.superOptions.split(",").includes("ro");
+  const mountRo = mnt.options.split(",").includes("ro");
+  if (!superRo && !mountRo) return f();
+  // A read-only superblock needs a real remount; a read-only bind only its mount flag.
+  const bind = superRo ? 0 : MS_BIND;
+  mount(null, mnt.mountPoint, null, MS_REMOUNT | bind, null);
+  try {
+    return f();
+  } finally {
+    mount(null, mnt.mountPoint, null, MS_REMOUNT | bind | MS_RDONLY, null);
+  }
+}
+
+/**
+ * A private tmpfs for building the new root aside: MS_MOVE refuses mounts whose parent is
+ * shared (systemd makes / shared), and a tmpfs keeps the half-built root off the real /run.
+ */
+export function makeWorkspace(runDir: string): string {
+  const ws = join(runDir, "particle-boot");
+  mkdirSync(ws, { recursive: true });
+  mount("particle-boot", ws, "tmpfs", 0, "mode=0700");
+  mount(null, ws, null, MS_PRIVATE, null);
+  return ws;
+}
+
+/** Removes the workspace and anything still mounted in it (after a failure: everything). */
+export function dropWorkspace(ws: string): void {
+  unmountTree(ws, { lazy: true });
+  rmdirSync(ws);
+}
+
+export function mountReadOnlyRoot(ws: string, sysroot: string, m: Manifest, image: string, verity: OverlayVerity): string {
+  const root = join(ws, "lower");
+  executePlan([{ op: "mkdir", path: root }, ...planRoot({ format: m.format, image, objects: storeLayout(sysroot).objects, target: root, helperDir: ws, verity })]);
+  return root;
+}
+
+const isWhiteout = (path: string) => {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  return st !== undefined && st.isCharacterDevice() && st.rdev === 0;
+};
+
+/** overlayroot from the command line, else the deployment's /etc/overlayroot.conf (local edit first). */
+export function chooseOverlayroot(args: BootArgs, root: string, sysroot: string, id: string): Overlayroot {
+  if (args.overlayroot) return args.overlayroot;
+  const upper = join(deployDir(storeLayout(sysroot), id), "etc", "upper", "overlayroot.conf");
+  const image = join(root, "etc", "overlayroot.conf");
+  let path: string | undefined;
+  if (isWhiteout(upper)) path = undefined; // deleted locally
+  else if (existsSync(upper)) path = upper;
+  else if (existsSync(image)) path = image;
+  const value = path ? parseOverlayrootConf(readFileSync(path, "utf8")) : undefined;
+  return resolveOverlayroot(undefined, value, "/etc/overlayroot.conf");
+}
+
+export function writableFor(o: Overlayroot, sysroot: string, id: string): Writable {
+  if (o.mode === "tmpfs") return { kind: "tmpfs" };
+  if (o.mode === "device") return { kind: "device", device: o.dev, fsTypes: o.fsTypes };
+  return persistentWritable(sysroot, id);
+}
+
+/** Lays the writable parts over the read-only root; returns where the finished root is. */
+export function mountWritable(ws: string, root: string, w: Writable): string {
+  if (w.kind === "persistent") mkdirSync(w.var, { recursive: true });
+  const overlayroot = w.kind === "tmpfs" || w.kind === "device";
+  const target = overlayroot ? join(ws, "root") : root;
+  executePlan([...(overlayroot ? [{ op: "mkdir" as const, path: target }] : []), ...planWritable({ root, target, helperDir: ws, writable: w })]);
+  return target;
+}
+
+export function moveIntoPlace(sysroot: string, target: string, newRoot: string): void {
+  const entries = mountinfo();
+  if (target === sysroot && !entries.some((e) => e.mountPoint === sysroot)) {
+    throw new Error(`--sysroot ${sysroot} is not a mount point; it must be one when it is also the target`);
+  }
+  const parent = mountContaining(entries, dirname(sysroot));
+  if (!parent) throw new Error(`no mount holds ${dirname(sysroot)}`);
+  executePlan(planMoveIntoPlace({ sysroot, target, newRoot, sysrootParentMount: parent.mountPoint }));
+}
+
+export function writeBootedMarker(runDir: string, marker: BootedMarker): string {
+  const path = join(runDir, BOOTED_MARKER);
+  writeFileAtomic(path, JSON.stringify(BootedMarker.parse(marker), null, 2) + "\n");
+  return path;
+}
+
