@@ -124,23 +124,35 @@ const MAX_UNMOUNTS = 10_000;
 
 /**
  * Unmounts everything at or below `target`, deepest first, re-reading /proc/self/mountinfo after
- * each unmount (propagation can add or remove mounts). With `lazy`, a busy mount is detached
- * instead of failing. Returns the mount points unmounted, in order.
+ * each unmount (propagation can add or remove mounts). A mount can be busy only because of a
+ * mount above it: a booted root's file-backed EROFS keeps the image open through <root>/sysroot.
+ * So busy mounts are skipped and retried after the others; when a whole round makes no
+ * progress, `lazy` detaches what is left, otherwise the EBUSY is thrown. Returns the mount
+ * points unmounted, in order.
  */
 export function unmountTree(target: string, opts: { lazy?: boolean } = {}): string[] {
   const dir = realpathSync(target);
   const done: string[] = [];
   for (let n = 0; n < MAX_UNMOUNTS; n++) {
-    const next = mountsUnder(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")), dir)[0];
-    if (!next) return done;
-    try {
-      umount(next.mountPoint);
-    } catch (e) {
-      if (!(e instanceof SysError)) throw e;
-      if (e.errno === EBUSY && opts.lazy) umount(next.mountPoint, MNT_DETACH);
-      else throw new Error(`unmounting ${next.mountPoint}: ${e.message}`);
+    const todo = mountsUnder(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")), dir);
+    if (todo.length === 0) return done;
+    let busy: SysError | undefined;
+    let progressed = false;
+    for (const m of todo) {
+      try {
+        umount(m.mountPoint);
+        done.push(m.mountPoint);
+        progressed = true;
+        break;
+      } catch (e) {
+        if (!(e instanceof SysError) || e.errno !== EBUSY) throw new Error(`unmounting ${m.mountPoint}: ${(e as Error).message}`);
+        busy ??= e;
+      }
     }
-    done.push(next.mountPoint);
+    if (progressed) continue;
+    if (!opts.lazy) throw new Error(`unmounting under ${dir}: ${busy!.message}`);
+    umount(todo[0]!.mountPoint, MNT_DETACH);
+    done.push(todo[0]!.mountPoint);
   }
   throw new Error(`unmounting ${dir}: gave up after ${MAX_UNMOUNTS} unmounts`);
 }
