@@ -1,0 +1,50 @@
+import { existsSync } from "node:fs";
+import { listBootDirs } from "../bootloader/esp.ts";
+import { particleEntries, readEntries } from "../bootloader/entries.ts";
+import { planCleanup, keptDeployments } from "../deployments/cleanup.ts";
+import { listImages, listObjects, runCleanup } from "../deployments/cleanup-run.ts";
+import { readManifests, readStatus } from "../deployments/read.ts";
+import { objectsOfDeployment } from "../deployments/refs.ts";
+import { requireEsp, resolveWhere } from "../deployments/where.ts";
+import { acquireLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { cleanTmp } from "../store/stage.ts";
+
+export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
+  const w = resolveWhere(opts);
+  const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
+  const l = storeLayout(w.sysroot);
+  if (!existsSync(l.root)) throw new Error(`${w.sysroot} has no particle store`);
+  const lock = acquireLock(l.lock, "cleanup", log);
+  try {
+    cleanTmp(l);
+    const host = readStatus(w);
+    // Without the entries, staged and rollback are unknown and would look like garbage.
+    const esp = requireEsp(w);
+    if (keptDeployments(host).length === 0) throw new Error(`no deployment is booted, staged or the default on ${esp}; refusing to remove them all`);
+    const manifests = readManifests(w.sysroot);
+    const byId = new Map(manifests.map((m) => [m.id, m]));
+    const refs = new Map<string, Set<string>>();
+    for (const id of keptDeployments(host)) refs.set(id, await objectsOfDeployment(w.sysroot, byId.get(id)!));
+    const images = listImages(w.sysroot);
+    const plan = planCleanup({
+      host,
+      deployments: manifests.map((m) => m.id),
+      entries: particleEntries(readEntries(esp)),
+      imageOf: new Map(manifests.map((m) => [m.id, m.imageDigest])),
+      objectsOf: (id) => refs.get(id) ?? [],
+      objects: listObjects(w.sysroot),
+      images: images.keys(),
+      bootDirs: listBootDirs(esp),
+    });
+    if (!opts.dryRun) runCleanup(w.sysroot, esp, plan, images);
+    const summary = {
+      dryRun: !!opts.dryRun, kept: plan.keep, removedDeployments: plan.removeDeployments, removedEntries: plan.removeEntries,
+      removedImages: plan.removeImages.length, removedObjects: plan.removeObjects.length, removedBootDirs: plan.removeBootDirs.length,
+    };
+    if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else log(`${opts.dryRun ? "would remove" : "removed"} deployments [${plan.removeDeployments.join(", ")}], ${plan.removeEntries.length} entries, ${plan.removeImages.length} images, ${plan.removeObjects.length} objects, ${plan.removeBootDirs.length} kernel/initramfs dirs; kept [${plan.keep.join(", ")}]`);
+  } finally {
+    lock.release();
+  }
+}

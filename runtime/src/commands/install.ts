@@ -1,0 +1,26 @@
+import { RootFormat } from "../manifest.ts";
+import { UsageError } from "../cli.ts";
+import { install } from "../install/install.ts";
+import { parseSize } from "../install/disk.ts";
+
+const list = (v: unknown): string[] => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String));
+
+export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
+  if (!opts.toDisk) throw new UsageError("--to-disk <image-file|block-device> is required");
+  if (!opts.source) throw new UsageError("--source <source> is required (dir:PATH, tar:PATH or a directory)");
+  if (opts.bootloader !== "systemd-boot") throw new UsageError(`--bootloader ${opts.bootloader}: only systemd-boot is supported by install so far`);
+  const format = RootFormat.safeParse(opts.format);
+  if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
+  const r = await install({
+    target: String(opts.toDisk),
+    source: String(opts.source),
+    size: opts.size === undefined ? undefined : parseSize(String(opts.size)),
+    format: format.data,
+    version: opts.version === undefined ? undefined : String(opts.version),
+    initramfs: opts.initramfs === undefined ? undefined : String(opts.initramfs),
+    kargs: list(opts.karg),
+    log: (m) => process.stderr.write(`particle: ${m}\n`),
+  });
+  if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+  else process.stderr.write(`particle: installed deployment ${r.deployment} (kernel ${r.kernel}) to ${r.target}; entry ${r.entry}\n`);
+}

@@ -1,0 +1,69 @@
+// After staging on a running system: build the new deployment's initramfs from its own kernel,
+// carry /etc over from the booted deployment (again at shutdown by particle-finalize), then write
+// its entry, which makes it the default. For `particle stage` (and the QEMU cycle).
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { getArg, splitCmdline, argKey } from "../bls/kargs.ts";
+import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
+import { particleEntries, readEntries } from "../bootloader/entries.ts";
+import { buildInitramfs, pickKernel } from "../install/initramfs.ts";
+import { carryOverEtc } from "./etc-carry.ts";
+import { readManifests } from "./read.ts";
+import { withDeploymentMounted } from "./mounted.ts";
+
+/** Arguments particle sets itself; the rest of the booted entry's options carry over. */
+const OWN_ARGS = new Set(["root", "rw", "ro", "particle.deploy", "particle.image"].map(argKey));
+
+/** Pure: the extra kernel arguments of an entry's options (console=, quiet, …). */
+export function extraArgsOf(options: string): string[] {
+  return splitCmdline(options).filter((a) => !OWN_ARGS.has(argKey(a)));
+}
+
+export function rootUuidOf(options: string): string | undefined {
+  const root = getArg(splitCmdline(options), "root");
+  return root?.startsWith("UUID=") ? root.slice(5) : undefined;
+}
+
+export interface MakeBootableOptions {
+  sysroot: string;
+  esp: string;
+  id: string;
+  /** The running deployment, whose entry gives the root UUID and kernel arguments, and whose /etc carries over. */
+  bootedId?: string;
+  rootUuid?: string;
+  extraArgs?: string[];
+  initramfs?: string;
+  log: (m: string) => void;
+}
+
+export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: string }> {
+  const manifest = readManifests(o.sysroot).find((m) => m.id === o.id);
+  if (!manifest) throw new Error(`deployment ${o.id} not found in ${o.sysroot}/particle/deploy`);
+  const bootedEntry = o.bootedId ? particleEntries(readEntries(o.esp)).find((e) => e.deployId === o.bootedId) : undefined;
+  const rootUuid = o.rootUuid ?? (bootedEntry && rootUuidOf(bootedEntry.options));
+  if (!rootUuid) throw new Error(`deployment ${o.id}: cannot tell the root filesystem UUID (no booted entry with root=UUID=; pass it explicitly)`);
+  const extraArgs = o.extraArgs ?? (bootedEntry ? extraArgsOf(bootedEntry.options) : []);
+
+  const work = mkdtempSync(join(tmpdir(), "particle-boot-files-"));
+  try {
+    const kernel = join(work, "vmlinuz");
+    const initrd = join(work, "initrd.img");
+    const mnt = join(work, "mnt");
+    mkdirSync(mnt);
+    await withDeploymentMounted(o.sysroot, o.id, mnt, async (tree) => {
+      const k = pickKernel(tree, manifest.kernel);
+      copyFileSync(k.path, kernel);
+      if (o.initramfs) copyFileSync(o.initramfs, initrd);
+      else await buildInitramfs(tree, k.kver, initrd, o.log);
+      if (o.bootedId && o.bootedId !== o.id) {
+        const r = await carryOverEtc(o.sysroot, o.bootedId, o.id, join(tree, "etc"), "stage");
+        for (const c of r.conflicts) o.log(`warning: /etc/${c.path}: local ${c.local} where the new image has a ${c.image}; saved as ${c.savedAs}`);
+      }
+    }, o.log);
+    const w = writeDeploymentEntry({ esp: o.esp, manifest, rootUuid, kernel, initrd, extraArgs });
+    return { entry: w.file };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

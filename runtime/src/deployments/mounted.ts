@@ -1,0 +1,17 @@
+// Mounting a deployment read-only for a while (building its initramfs, reading its /etc). The one
+// place that calls the mounts module for that, and the one that guarantees the unmount.
+import { readDeployment } from "../store/deployments.ts";
+import { storeLayout } from "../store/layout.ts";
+import { mountDeployment, unmountTree } from "../mounts/index.ts";
+
+/** Mounts deployment `id` read-only at `target` (an empty directory) for the duration of `fn`. */
+export async function withDeploymentMounted<T>(sysroot: string, id: string, target: string, fn: (root: string) => Promise<T>, log: (m: string) => void = () => {}): Promise<T> {
+  const manifest = readDeployment(storeLayout(sysroot), id);
+  const r = mountDeployment({ sysroot, manifest, target, verity: undefined });
+  for (const w of r.warnings) log(`warning: ${w}`);
+  try {
+    return await fn(target);
+  } finally {
+    unmountTree(target, { lazy: true });
+  }
+}

@@ -1,0 +1,30 @@
+// The human view of `particle status`, in the spirit of `bootc status`: one block per deployment.
+import type { DeploymentStatus, Host } from "./status.ts";
+
+function block(role: string, d: DeploymentStatus, mark: string): string[] {
+  const e = d.bootEntry;
+  const tries = e?.triesLeft === null || e === null ? "" : `, ${e.triesLeft} tries left`;
+  const lines = [
+    `${mark} ${role}: deployment ${d.id} (${d.format})`,
+    `      image: ${d.imageDigest}`,
+    `     source: ${d.source}`,
+    `    version: ${d.version ?? "-"} (staged ${d.created})`,
+  ];
+  if (d.kernel) lines.push(`     kernel: ${d.kernel}`);
+  lines.push(`      entry: ${e ? `${e.file}${tries}` : "none (will not boot)"}`);
+  for (const c of d.etcConflicts) lines.push(`   conflict: /etc/${c.path}: local ${c.local}, image ${c.image}; saved as ${c.savedAs}`);
+  return lines;
+}
+
+export function renderStatus(h: Host): string {
+  const s = h.status;
+  const out: string[] = [];
+  if (s.booted) out.push(...block("Booted", s.booted, "●"));
+  else out.push("Not booted from a particle deployment (or not on this sysroot).");
+  if (s.staged) out.push(...block("Staged (next boot)", s.staged, " "));
+  if (s.rollback) out.push(...block("Rollback", s.rollback, " "));
+  for (const d of s.other) out.push(...block("Other", d, " "));
+  const b = s.bootloader;
+  out.push(`Boot loader: ${b.type} on ${b.esp ?? "(no ESP found)"}, default ${b.defaultPattern ?? "-"} → ${b.defaultEntry ?? "none"}`);
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,165 @@
+// The model of `particle status --json`, after bootc's Host/HostStatus: zod schemas are the types,
+// and docs/status-schema.md documents the same fields. Changing a field here is an API change.
+import { z } from "zod";
+import { DeploymentId, RootFormat, Sha256Hex, type Manifest } from "../manifest.ts";
+import { predictDefault } from "../bls/loader-conf.ts";
+import type { LoadedEntry } from "../bootloader/entries.ts";
+import { getKey } from "../bls/entry.ts";
+
+export const API_VERSION = "particle-os.org/v1";
+
+export const EtcConflict = z.object({
+  /** Path under /etc (no leading slash). */
+  path: z.string(),
+  /** What the local change is ("file", "symlink", …) and what the new image has there ("dir"). */
+  local: z.string(),
+  image: z.string(),
+  /** Where the local version was saved, relative to the sysroot. */
+  savedAs: z.string(),
+});
+export type EtcConflict = z.infer<typeof EtcConflict>;
+
+/** Written to particle/deploy/<to>/etc-carryover.json each time /etc is carried over to a deployment. */
+export const EtcCarryOver = z.object({
+  from: DeploymentId,
+  to: DeploymentId,
+  /** ISO 8601 time of the carry-over. */
+  at: z.string(),
+  /** "stage" (when it was staged) or "finalize" (at shutdown, the last word). */
+  phase: z.enum(["stage", "finalize"]),
+  /** Number of local changes (files, dirs, whiteouts) carried. */
+  carried: z.number().int().nonnegative(),
+  conflicts: z.array(EtcConflict),
+});
+export type EtcCarryOver = z.infer<typeof EtcCarryOver>;
+
+export const BootEntryStatus = z.object({
+  /** File name under loader/entries/ (with the boot counter, if any). */
+  file: z.string(),
+  /** systemd-boot's entry id: lower-cased file name without the counter. */
+  id: z.string(),
+  title: z.string().nullable(),
+  /** Boot-order generation (the entry's `version`): the highest boots first. */
+  generation: z.number().int().nullable(),
+  /** Tries left before systemd-boot skips the entry; null once blessed (or when not counted). */
+  triesLeft: z.number().int().nullable(),
+  triesDone: z.number().int().nullable(),
+  /** The kernel command line. */
+  options: z.string(),
+});
+export type BootEntryStatus = z.infer<typeof BootEntryStatus>;
+
+export const DeploymentStatus = z.object({
+  id: DeploymentId,
+  /** fs-verity digest of the image (sha256 for squashfs): the particle.image= the entry pins. */
+  imageDigest: Sha256Hex,
+  /** Where the tree came from, as given to `particle stage`. */
+  source: z.string(),
+  /** VERSION_ID of the tree or --version; null when neither was known. */
+  version: z.string().nullable(),
+  /** ISO 8601 time of staging. */
+  created: z.string(),
+  format: RootFormat,
+  /** Kernel version in the tree. */
+  kernel: z.string().nullable(),
+  /** The entry that boots this deployment; null if it has none (it will not boot). */
+  bootEntry: BootEntryStatus.nullable(),
+  /** Local /etc changes that could not be carried over to this deployment. */
+  etcConflicts: z.array(EtcConflict),
+});
+export type DeploymentStatus = z.infer<typeof DeploymentStatus>;
+
+export const Host = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("Host"),
+  spec: z.object({
+    /** The deployment the boot loader will start next (its default entry), if it is ours. */
+    defaultDeployment: DeploymentId.nullable(),
+  }),
+  status: z.object({
+    /** The running deployment (from particle.deploy= on the kernel command line); null when not booted from particle. */
+    booted: DeploymentStatus.nullable(),
+    /** The deployment the next boot starts, when that is not the booted one. */
+    staged: DeploymentStatus.nullable(),
+    /** The first deployment in boot order that is neither booted nor staged: where rollback goes. */
+    rollback: DeploymentStatus.nullable(),
+    /** Every other deployment in the store, newest first; `particle cleanup` removes them. */
+    other: z.array(DeploymentStatus),
+    bootloader: z.object({
+      type: z.literal("systemd-boot"),
+      /** ESP mount point the entries were read from. */
+      esp: z.string().nullable(),
+      /** The loader.conf `default` setting. */
+      defaultPattern: z.string().nullable(),
+      /** The entry id systemd-boot will pick (ignoring EFI variables set by bootctl). */
+      defaultEntry: z.string().nullable(),
+    }),
+  }),
+});
+export type Host = z.infer<typeof Host>;
+
+export interface StatusInput {
+  manifests: readonly Manifest[];
+  /** All entries on the ESP in systemd-boot's order (ours and others). */
+  entries: readonly LoadedEntry[];
+  loaderDefault?: string;
+  bootedId?: string;
+  etc: ReadonlyMap<string, EtcCarryOver>;
+  esp?: string;
+}
+
+function entryStatus(e: LoadedEntry): BootEntryStatus {
+  const gen = Number.parseInt(e.version ?? "", 10);
+  return {
+    file: e.name.file,
+    id: e.name.id,
+    title: getKey(e.entry, "title") ?? null,
+    generation: Number.isFinite(gen) ? gen : null,
+    triesLeft: e.name.triesLeft ?? null,
+    triesDone: e.name.triesDone ?? null,
+    options: e.options,
+  };
+}
+
+/** Pure: the status from what was read off the sysroot and the ESP. */
+export function buildStatus(input: StatusInput): Host {
+  const byId = new Map(input.manifests.map((m) => [m.id, m]));
+  // First entry per deployment in boot order (a deployment can have two during a rename).
+  const entryOf = new Map<string, LoadedEntry>();
+  for (const e of input.entries) if (e.deployId && byId.has(e.deployId) && !entryOf.has(e.deployId)) entryOf.set(e.deployId, e);
+  const defaultEntryId = predictDefault(input.entries.map((e) => e.name.id), input.loaderDefault);
+  const defaultEntry = input.entries.find((e) => e.name.id === defaultEntryId);
+  const defaultDeployment = defaultEntry?.deployId && byId.has(defaultEntry.deployId) ? defaultEntry.deployId : null;
+
+  const view = (id: string | undefined | null): DeploymentStatus | null => {
+    const m = id ? byId.get(id) : undefined;
+    if (!m) return null;
+    const e = entryOf.get(m.id);
+    return {
+      id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
+      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
+      etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
+    };
+  };
+
+  const booted = view(input.bootedId);
+  const staged = defaultDeployment && defaultDeployment !== booted?.id ? view(defaultDeployment) : null;
+  const taken = new Set([booted?.id, staged?.id]);
+  const inOrder = input.entries.flatMap((e) => (e.deployId && byId.has(e.deployId) ? [e.deployId] : []));
+  const rollbackId = inOrder.find((id) => !taken.has(id));
+  const rollback = view(rollbackId);
+  taken.add(rollbackId);
+  // Newest first: entry order for those with entries, then the rest by creation time.
+  const rest = [...new Set([...inOrder, ...[...input.manifests].sort((a, b) => b.created.localeCompare(a.created)).map((m) => m.id)])];
+  const other = rest.filter((id) => !taken.has(id)).map((id) => view(id)!);
+
+  return Host.parse({
+    apiVersion: API_VERSION,
+    kind: "Host",
+    spec: { defaultDeployment },
+    status: {
+      booted, staged, rollback, other,
+      bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null },
+    },
+  });
+}

@@ -1,0 +1,35 @@
+// Where the installed system mounts its ESP, and the mount unit that does it. The root is a
+// read-only image, so the mount point must already exist in the tree; systemd's own search order
+// (/efi, /boot/efi, /boot) picks the first that does.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export const ESP_MOUNT_POINTS = ["/efi", "/boot/efi", "/boot"];
+
+export function espMountPoint(tree: string): string {
+  const p = ESP_MOUNT_POINTS.find((d) => existsSync(join(tree, d)));
+  if (!p) throw new Error(`the tree has none of ${ESP_MOUNT_POINTS.join(", ")} to mount the ESP on`);
+  return p;
+}
+
+/** systemd's unit name for a mount point: /boot/efi → boot-efi.mount (our paths need no escaping). */
+export const mountUnitName = (where: string): string => `${where.replace(/^\//, "").replaceAll("/", "-")}.mount`;
+
+export function espMountUnit(where: string, espUuid: string): { name: string; text: string } {
+  return {
+    name: mountUnitName(where),
+    text: [
+      "# Written by particle install: the ESP holds the boot entries that particle and",
+      "# systemd-bless-boot update.",
+      "[Unit]",
+      "Description=EFI System Partition",
+      "",
+      "[Mount]",
+      `What=/dev/disk/by-uuid/${espUuid}`,
+      `Where=${where}`,
+      "Type=vfat",
+      "Options=umask=0077,shortname=winnt,nofail",
+      "",
+    ].join("\n"),
+  };
+}

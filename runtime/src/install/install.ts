@@ -1,0 +1,142 @@
+// `particle install --to-disk`: the order of steps. Each step lives in its own module; this file
+// only sequences them and undoes mounts and loop devices on every path out.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RootFormat } from "../manifest.ts";
+import { run } from "../system/exec.ts";
+import { MNT_DETACH, mount, umount, syncfsPath } from "../system/libc.ts";
+import { writeFileAtomic } from "../system/atomic.ts";
+import { findSystemdBootEfi, installSystemdBoot } from "../bootloader/systemd-boot.ts";
+import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
+import { readManifests } from "../deployments/read.ts";
+import { upperDir } from "../deployments/etc-carry.ts";
+import { withDeploymentMounted } from "../deployments/mounted.ts";
+import { minimumDiskBytes, sizeError } from "./disk.ts";
+import { assertNotInUse, inspectTarget, makeFilesystems, partition } from "./block.ts";
+import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
+import { stageInto } from "./stage-hook.ts";
+import { buildInitramfs, pickKernel } from "./initramfs.ts";
+import { espMountUnit, espMountPoint } from "./esp-mount.ts";
+
+export const DEFAULT_SIZE = 8 * 1024 ** 3;
+export const HOST_SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+export interface InstallOptions {
+  target: string;
+  source: string;
+  /** Size of a disk image file to create (or grow to); ignored for block devices. */
+  size?: number;
+  format: RootFormat;
+  version?: string;
+  /** A ready initramfs to use instead of running dracut in the deployment. */
+  initramfs?: string;
+  kargs: string[];
+  log: (m: string) => void;
+}
+
+export interface InstallResult {
+  target: string;
+  deployment: string;
+  imageDigest: string;
+  rootUuid: string;
+  espUuid: string;
+  entry: string;
+  kernel: string;
+}
+
+/** A directory source (dir:PATH or a plain directory), which can be checked before the disk is touched. */
+export function sourceDir(source: string): string | undefined {
+  const p = source.startsWith("dir:") ? source.slice(4) : source;
+  return !/^[a-z]+:/.test(source) || source.startsWith("dir:") ? (existsSync(p) && statSync(p).isDirectory() ? p : undefined) : undefined;
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  return Number((await run("du", ["-sb", "--apparent-size", dir])).split(/\s/)[0]);
+}
+
+export async function install(o: InstallOptions): Promise<InstallResult> {
+  const dir = sourceDir(o.source);
+  if (dir) {
+    const missing = missingParticleFiles(dir);
+    if (missing.length) throw treeCheckError(o.source, missing);
+  }
+  if (o.initramfs && !existsSync(o.initramfs)) throw new Error(`--initramfs ${o.initramfs}: no such file`);
+
+  const target = inspectTarget(o.target);
+  await assertNotInUse(target);
+  const size = target.kind === "block" ? target.size : Math.max(target.size, o.size ?? (target.size ? 0 : DEFAULT_SIZE));
+  const needed = minimumDiskBytes(dir ? await treeBytes(dir) : undefined);
+  if (size < needed) throw sizeError(o.target, size, needed);
+
+  const created = target.kind === "file" && target.size === 0;
+  if (target.kind === "file") {
+    if (created) closeSync(openSync(o.target, "wx"));
+    truncateSync(o.target, size); // sparse
+  }
+  const work = mkdtempSync(join(tmpdir(), "particle-install-"));
+  const undo: Array<() => Promise<void> | void> = [];
+  let ok = false;
+  try {
+    o.log(`partitioning ${o.target} (${(size / 1024 ** 3).toFixed(1)} GiB)`);
+    const disk = await partition({ ...target, size });
+    undo.push(() => disk.detach());
+    const { espUuid, rootUuid } = await makeFilesystems(disk);
+
+    const root = join(work, "root");
+    const esp = join(work, "esp");
+    mkdirSync(root);
+    mkdirSync(esp);
+    mount(disk.root, root, "ext4", 0, null);
+    undo.push(() => umount(root, MNT_DETACH));
+    mount(disk.esp, esp, "vfat", 0, "umask=0077,shortname=winnt");
+    undo.push(() => umount(esp, MNT_DETACH));
+
+    o.log(`staging ${o.source}`);
+    const staged = await stageInto(root, o.source, o.format, o.version, o.log);
+    const manifest = readManifests(root).find((m) => m.id === staged.id);
+    if (!manifest) throw new Error(`staging reported deployment ${staged.id} but ${root}/particle/deploy has no manifest for it`);
+
+    const kernelCopy = join(work, "vmlinuz");
+    const initrdCopy = join(work, "initrd.img");
+    let efi: string | undefined;
+    let espWhere: string;
+    const mnt = join(work, "deploy");
+    mkdirSync(mnt);
+    const kver = await withDeploymentMounted(root, staged.id, mnt, async (tree) => {
+      const missing = missingParticleFiles(tree);
+      if (missing.length) throw treeCheckError(o.source, missing);
+      const k = pickKernel(tree, manifest.kernel);
+      copyFileSync(k.path, kernelCopy);
+      if (o.initramfs) copyFileSync(o.initramfs, initrdCopy);
+      else await buildInitramfs(tree, k.kver, initrdCopy, o.log);
+      efi = findSystemdBootEfi([tree]);
+      espWhere = espMountPoint(tree);
+      return k.kver;
+    }, o.log);
+    efi ??= existsSync(HOST_SYSTEMD_BOOT) ? HOST_SYSTEMD_BOOT : undefined;
+    if (!efi) throw new Error(`systemd-bootx64.efi not found in the tree nor at ${HOST_SYSTEMD_BOOT} (apt-get install systemd-boot-efi)`);
+
+    o.log(`installing systemd-boot from ${efi}`);
+    installSystemdBoot(esp, efi);
+    // The installed system mounts its ESP so status, rollback and systemd-bless-boot can reach the
+    // entries. A unit in the deployment's /etc upper is a local change: it carries over to updates.
+    const unit = espMountUnit(espWhere!, espUuid);
+    const sysd = join(upperDir(root, staged.id), "systemd/system");
+    mkdirSync(join(sysd, "local-fs.target.wants"), { recursive: true });
+    writeFileAtomic(join(sysd, unit.name), unit.text);
+    symlinkSync(`../${unit.name}`, join(sysd, "local-fs.target.wants", unit.name));
+
+    const entry = writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs });
+    syncfsPath(root);
+    syncfsPath(esp);
+    ok = true;
+    return { target: o.target, deployment: staged.id, imageDigest: staged.imageDigest, rootUuid, espUuid, entry: entry.file, kernel: kver };
+  } finally {
+    for (const u of undo.reverse()) {
+      try { await u(); } catch (e) { o.log(`warning: cleanup: ${(e as Error).message}`); }
+    }
+    rmSync(work, { recursive: true, force: true });
+    if (!ok && created) rmSync(o.target, { force: true });
+  }
+}
