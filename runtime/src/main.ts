@@ -1,3 +1,6 @@
 import { main } from "./cli.ts";
 
-process.exitCode = await main(process.argv0, process.argv.slice(2));
+// No top-level await: --bytecode compiles to CommonJS, which has none.
+void main(process.argv0, process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
