@@ -29,7 +29,7 @@ export class Log {
     }
   }
   info(msg: string): void { this.emit(KMSG_INFO, msg); }
-  warn(msg: string): void { this.emit(KMSG_WARNING, msg); }
+  warn(msg: string): void { this.emit(KMSG_WARNING, `WARNING: ${msg}`); }
   error(msg: string): void { this.emit(KMSG_ERR, msg); }
   close(): void {
     if (this.kmsg !== undefined) closeSync(this.kmsg);

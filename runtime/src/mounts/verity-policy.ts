@@ -33,6 +33,6 @@ export function decideVerity(asked: VerityMode | undefined, kernelVerity: boolea
   return {
     overlay: "off",
     mode: "optional",
-    warnings: [`WARNING: fs-verity is not available on the filesystem holding ${where}: booting WITHOUT file verification (image digest checked once in userspace)`],
+    warnings: [`fs-verity is not available on the filesystem holding ${where}: booting WITHOUT file verification (image digest checked once in userspace)`],
   };
 }

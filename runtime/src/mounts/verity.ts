@@ -139,7 +139,7 @@ export function sealObjects(objects: string, mode: "require" | "optional", stamp
   if (existsSync(stamp) || !existsSync(objects)) return res;
   const fail = (msg: string) => {
     if (mode === "require") throw new Error(`particle.verity=require: ${msg}`);
-    res.warnings.push(`WARNING: ${msg}`);
+    res.warnings.push(msg);
   };
   for (const dir of readdirSync(objects).sort()) {
     if (!HEX2.test(dir)) continue;
