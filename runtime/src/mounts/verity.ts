@@ -22,6 +22,9 @@ const EROFS = 30;
 const EOPNOTSUPP = 95;
 const CHUNK = 1 << 20;
 
+/** measureFile's signature; tests hand in a fake (the host has no fs-verity). */
+export type Measure = (path: string, seal: boolean) => Measurement;
+
 export type Measurement =
   | { kind: "measured"; digest: string; sealedNow: boolean }
   | { kind: "unavailable"; reason: string };
@@ -98,7 +101,7 @@ const mismatch = (image: string, how: string, got: string, expected: string) =>
  * kernel fs-verity, the digest is computed in userspace: the image is then checked once, before
  * mounting, and not on every read — the returned warning says so.
  */
-export function checkImage(i: ImageCheckInput): ImageCheck {
+export function checkImage(i: ImageCheckInput, measure: Measure = measureFile): ImageCheck {
   if (!existsSync(i.image)) throw new Error(`image ${i.image} does not exist (wrong particle.image, or the deployment was removed)`);
   if (i.format === "squashfs") {
     // squashfs predates EROFS kernels; its integrity is a plain sha256 checked before mount.
@@ -107,7 +110,7 @@ export function checkImage(i: ImageCheckInput): ImageCheck {
     const warnings = i.asked === "require" ? [`squashfs image ${i.image}: sha256 checked before mount; files are not verified on read`] : [];
     return { method: "sha256", sealedNow: false, verity: { overlay: "off", mode: i.asked ?? "optional", warnings } };
   }
-  const m = measureFile(i.image, i.asked !== "off");
+  const m = measure(i.image, i.asked !== "off");
   if (m.kind === "measured") {
     if (m.digest !== i.expected) throw mismatch(i.image, "fs-verity", m.digest, i.expected);
     return { method: "fs-verity", sealedNow: m.sealedNow, verity: decideVerity(i.asked, true, i.image) };
@@ -134,7 +137,7 @@ const HEX62 = /^[0-9a-f]{62}$/;
  * still refuses to read the affected files). A stamp file records a completed pass so that later
  * boots skip the walk; it is an optimisation only — overlayfs still checks every object on open.
  */
-export function sealObjects(objects: string, mode: "require" | "optional", stamp: string): SealResult {
+export function sealObjects(objects: string, mode: "require" | "optional", stamp: string, measure: Measure = measureFile): SealResult {
   const res: SealResult = { checked: 0, sealed: 0, warnings: [] };
   if (existsSync(stamp) || !existsSync(objects)) return res;
   const fail = (msg: string) => {
@@ -146,7 +149,7 @@ export function sealObjects(objects: string, mode: "require" | "optional", stamp
     for (const name of readdirSync(join(objects, dir)).sort()) {
       if (!HEX62.test(name)) continue;
       const path = join(objects, dir, name);
-      const m = measureFile(path, true);
+      const m = measure(path, true);
       res.checked++;
       if (m.kind === "unavailable") {
         fail(`${m.reason}; objects stay unsealed`);
