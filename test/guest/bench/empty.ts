@@ -1,0 +1,1 @@
+// Bun's bare start-up: the baseline particle-boot is compared with.

@@ -1,0 +1,194 @@
+// The Debian trixie guest: a base tree from mmdebstrap (cached), a copy with Particle-OS installed by
+// `make install` (cached per build of dist/ and the dracut module), and its initramfs built by the
+// tree's own dracut in a chroot (cached per tree and dracut options).
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cached, fileHash, hashOf } from "./cache.ts";
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const AGENT_DIR = join(REPO, "test/guest/agent");
+
+export const SUITE = "trixie";
+export const MIRROR = "http://deb.debian.org/debian";
+/** zstd inside the tree, or dracut silently falls back to gzip; systemd-boot-efi and dosfstools for
+ *  the install-to-disk tests of later issues (cheap now, a second 2-minute build later). */
+export const PACKAGES = [
+  "linux-image-amd64", "systemd", "systemd-sysv", "dracut", "erofs-utils", "fsverity", "e2fsprogs",
+  "udev", "kmod", "zstd", "systemd-boot-efi", "dosfstools", "fdisk", "cpio",
+  // binutils: dracut strips ELF files when strip exists (as on Ubuntu, where it is recommended),
+  // which is what the module must survive.
+  "binutils",
+];
+/** Bump when the base tree's build steps change. */
+const BASE_VERSION = "1";
+/** Bump when the test additions change. */
+const TREE_VERSION = "2";
+
+function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
+  const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, env, encoding: "utf8", maxBuffer: 256 << 20 });
+  if (r.status !== 0) {
+    const err = `${r.stderr ?? ""}${r.stdout ?? ""}`.trim().split("\n").slice(-30).join("\n");
+    throw new Error(`${cmd} ${args.join(" ")} failed (${r.status ?? r.signal}):\n${err}`);
+  }
+  return r.stdout;
+}
+
+function agentFiles(): Record<string, Buffer> {
+  return Object.fromEntries(readdirSync(AGENT_DIR).sort().map((f) => [f, readFileSync(join(AGENT_DIR, f))]));
+}
+
+/** 64 KiB of fixed pseudo-random bytes: the file the corruption test breaks (several blocks, never
+ *  inline, read by nothing during boot). */
+export function canaryContent(): Buffer {
+  const out: Buffer[] = [];
+  let h = Buffer.from("particle-canary");
+  while (out.length * 32 < 65536) out.push((h = createHash("sha256").update(h).digest()));
+  return Buffer.concat(out);
+}
+export const CANARY_PATH = "usr/share/particle-test/canary";
+
+/** Base trixie tree, straight from mmdebstrap: ~3 min to build, then cached. */
+export async function guestBase(): Promise<string> {
+  const key = hashOf(BASE_VERSION, SUITE, MIRROR, PACKAGES.join(","));
+  return cached(`guest-base-${key}`, async (dir) => {
+    sh("mmdebstrap", [
+      "--variant=apt", "--quiet", `--include=${PACKAGES.join(",")}`,
+      // Empty root password, for logging in on the serial console when debugging.
+      `--customize-hook=sed -i 's/^root:[^:]*:/root::/' "$1"/etc/shadow`,
+      // The kernel postinst built an initramfs for the host's idea of the machine: not ours.
+      `--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/var/lib/apt/lists/* "$1"/tmp/* "$1"/var/cache/apt/*.bin`,
+      SUITE, dir, MIRROR,
+      // INITRD=No: the kernel's postinst would spend a minute on an initramfs that is deleted anyway.
+    ], { env: { INITRD: "No" } });
+  });
+}
+
+/** Test additions to a tree: the agent, a hostname, /sysroot, the canary file. */
+function addTestFiles(dir: string): void {
+  for (const [f, data] of Object.entries(agentFiles())) {
+    const dest = f.endsWith(".service") ? join(dir, "etc/systemd/system", f) : join(dir, "usr/local/sbin", f);
+    writeFileSync(dest, data);
+    chmodSync(dest, f.endsWith(".service") ? 0o644 : 0o755);
+  }
+  mkdirSync(join(dir, "etc/systemd/system/multi-user.target.wants"), { recursive: true });
+  sh("ln", ["-sf", "/etc/systemd/system/particle-test-agent.service", join(dir, "etc/systemd/system/multi-user.target.wants/")]);
+  writeFileSync(join(dir, "etc/hostname"), "particle-guest\n");
+  // The physical root is moved here under a deployment's root; an immutable image cannot mkdir it.
+  mkdirSync(join(dir, "sysroot"), { recursive: true });
+  mkdirSync(dirname(join(dir, CANARY_PATH)), { recursive: true });
+  writeFileSync(join(dir, CANARY_PATH), canaryContent());
+  // Boot-time work that costs tens of seconds under TCG and that these tests do not need:
+  // dracut-shutdown unpacks /boot's initramfs into /run (the guest has none there).
+  sh("ln", ["-sf", "/dev/null", join(dir, "etc/systemd/system/dracut-shutdown.service")]);
+  // ConditionNeedsUpdate units (ldconfig, journal catalog, …) on every first boot of a fresh image.
+  for (const f of ["etc/.updated", "var/.updated"]) writeFileSync(join(dir, f), "");
+}
+
+export function kernelVersion(tree: string): string {
+  const kvers = readdirSync(join(tree, "usr/lib/modules"));
+  if (kvers.length !== 1) throw new Error(`expected one kernel in ${tree}, found ${kvers.join(", ")}`);
+  return kvers[0]!;
+}
+
+export interface GuestTree {
+  dir: string;
+  key: string;
+  kver: string;
+  kernel: string;
+}
+
+/** The base tree plus Particle-OS installed with `make install DESTDIR=…`. */
+export async function guestTree(): Promise<GuestTree> {
+  const base = await guestBase();
+  sh("make", ["-C", REPO, "--no-print-directory", "-s", "build"]);
+  const inputs = [base, TREE_VERSION, ...Object.entries(agentFiles()).flat()];
+  for (const f of ["dist/particle", "dist/particle-boot", ...moduleFiles()]) inputs.push(f, await fileHash(join(REPO, f)));
+  const key = hashOf(...inputs);
+  const dir = await cached(`guest-tree-${key}`, async (tmp) => {
+    sh("cp", ["-a", "--reflink=auto", base, tmp]);
+    sh("make", ["-C", REPO, "--no-print-directory", "-s", "install", `DESTDIR=${tmp}`]);
+    addTestFiles(tmp);
+  });
+  const kver = kernelVersion(dir);
+  return { dir, key, kver, kernel: join(dir, "boot", `vmlinuz-${kver}`) };
+}
+
+function moduleFiles(): string[] {
+  const d = join(REPO, "dracut-module/90particle");
+  return readdirSync(d).sort().map((f) => `dracut-module/90particle/${f}`);
+}
+
+/** Runs `fn` with /proc, /sys and /dev bound into `tree`, and always unmounts them (mkfs -d and
+ *  mkfs.erofs would otherwise copy the host's /proc and /dev). */
+export function withChrootMounts<T>(tree: string, fn: () => T): T {
+  const binds = ["proc", "sys", "dev"];
+  const done: string[] = [];
+  try {
+    for (const b of binds) {
+      sh("mount", ["--rbind", `/${b}`, join(tree, b)]);
+      sh("mount", ["--make-rslave", join(tree, b)]);
+      done.push(b);
+    }
+    return fn();
+  } finally {
+    for (const b of done.reverse()) spawnSync("umount", ["-R", join(tree, b)]);
+  }
+}
+
+export interface InitramfsOptions {
+  /** Include the particle dracut module (default true). */
+  particle?: boolean;
+  /** Extra `--include SRC DEST` pairs (host paths), e.g. for benchmark units. */
+  include?: [string, string][];
+  /** Part of the cache key for `include`. */
+  includeKey?: string;
+}
+
+/** Builds (or reuses) the tree's initramfs with dracut inside a chroot of the tree. */
+export async function initramfs(g: GuestTree, opts: InitramfsOptions = {}): Promise<string> {
+  const particle = opts.particle ?? true;
+  const key = hashOf(g.key, String(particle), opts.includeKey ?? "");
+  return cached(`initrd-${key}.img`, async (out) => {
+    const inTree = `/tmp/initrd-${process.pid}.img`;
+    // No --nostrip: strip is in the tree (as on Ubuntu) and the module itself must keep particle-boot whole.
+    const args = ["dracut", "--force", "--quiet", "--no-hostonly", "--zstd", "--kver", g.kver];
+    if (particle) args.push("--add", "particle");
+    const staged: string[] = [];
+    for (const [i, [src]] of (opts.include ?? []).entries()) {
+      const t = join(g.dir, "tmp", `include-${process.pid}-${i}`);
+      sh("cp", ["-a", src, t]);
+      staged.push(t);
+    }
+    (opts.include ?? []).forEach(([, dest], i) => args.push("--include", `/tmp/include-${process.pid}-${i}`, dest));
+    try {
+      withChrootMounts(g.dir, () => sh("chroot", [g.dir, ...args, inTree]));
+      sh("mv", [join(g.dir, inTree), out]);
+    } finally {
+      for (const t of staged) sh("rm", ["-rf", t]);
+      sh("rm", ["-f", join(g.dir, inTree)]);
+    }
+  });
+}
+
+/** The contents of `path` inside an initramfs (or, without `path`, its listing), read by the
+ *  tree's own lsinitrd. */
+export function initramfsFile(g: GuestTree, initrd: string, path?: string): Buffer {
+  const inTree = join(g.dir, "tmp", `lsinitrd-${process.pid}.img`);
+  copyFileSync(initrd, inTree);
+  try {
+    const args = [g.dir, "lsinitrd", `/tmp/lsinitrd-${process.pid}.img`, ...(path ? ["-f", path] : [])];
+    return withChrootMounts(g.dir, () => execFileSync("chroot", args, { maxBuffer: 1 << 30 }));
+  } finally {
+    sh("rm", ["-f", inTree]);
+  }
+}
+
+export function size(path: string): number {
+  return statSync(path).size;
+}
+
+export { sh, renameSync, existsSync };

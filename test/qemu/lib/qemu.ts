@@ -1,0 +1,171 @@
+// One QEMU run = one boot. The host hands a script to the guest's test agent on a second disk, reads
+// the serial console, and returns the script's output and exit status. The whole console goes to a
+// log file so a failing test can be debugged after the fact.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO, sh } from "./guest.ts";
+
+/** TCG only on this machine (no KVM). `-cpu max` runs the Bun binaries (checked in plain.test.ts). */
+export const QEMU_CPU = process.env.PARTICLE_QEMU_CPU || "max";
+export const LOG_DIR = process.env.PARTICLE_QEMU_LOGS || join(REPO, "test/qemu/logs");
+
+/** Added to every command line. Under TCG on a loaded host the vCPUs stall for seconds, so the
+ *  lockup watchdog only adds noise; floppy (the i440fx FDC) and kvm (-cpu max has VMX) are modules
+ *  udev would load for nothing. */
+export const KERNEL_ARGS = "console=ttyS0 panic=1 nowatchdog modprobe.blacklist=floppy,kvm,kvm_intel,kvm_amd";
+
+export interface BootOptions {
+  kernel: string;
+  initrd: string;
+  /** Kernel command line; KERNEL_ARGS are added. */
+  append: string;
+  /** Raw disk images, attached as /dev/vda, /dev/vdb, … before the agent disk. */
+  disks: string[];
+  /** Bash script run by the agent after multi-user.target; omit when no agent is expected. */
+  script?: string;
+  /** Extra files for the script, copied next to it: name in the guest's cwd → host path. */
+  files?: Record<string, string>;
+  /** Name of the console log (LOG_DIR/<name>.log). */
+  name: string;
+  timeoutMs?: number;
+  /** Stop (kill QEMU) as soon as the console matches this, e.g. a refusal in the initramfs. */
+  until?: RegExp;
+}
+
+export interface BootResult {
+  /** The script's output (agent-prefixed lines only, prefix removed). */
+  output: string;
+  /** The script's exit status; null when the agent never reported. */
+  exitCode: number | null;
+  /** The whole serial console, \r removed. */
+  console: string;
+  logFile: string;
+  /** Guest uptime (s) when the agent started: boot to multi-user.target, QEMU start-up excluded. */
+  readyUptime: number | null;
+  /** Host wall time from QEMU start to the READY marker, and to the end of the run. */
+  readyMs: number | null;
+  wallMs: number;
+  timedOut: boolean;
+  /** `until` matched. */
+  matched: boolean;
+}
+
+// QEMU runs still alive when the test process ends (a test timed out): never leave them behind.
+const live = new Set<ReturnType<typeof spawn>>();
+process.on("exit", () => {
+  for (const q of live) q.kill("SIGKILL");
+});
+
+const READY = /@@PARTICLE-AGENT-READY ([0-9.]+)@@/;
+const EXIT = /@@PARTICLE-AGENT-EXIT (\d+)@@/;
+const LINE = /@@\| ?(.*)$/;
+
+function agentDisk(dir: string, script: string, files: Record<string, string> = {}): string {
+  const src = join(dir, "agent");
+  mkdirSync(src);
+  writeFileSync(join(src, "script.sh"), script);
+  for (const [name, path] of Object.entries(files)) sh("cp", ["-a", path, join(src, name)]);
+  const tar = join(dir, "agent.tar");
+  sh("tar", ["-cf", tar, "-C", src, "."]);
+  return tar;
+}
+
+export async function boot(o: BootOptions): Promise<BootResult> {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logFile = join(LOG_DIR, `${o.name}.log`);
+  const work = mkdtempSync(join(tmpdir(), "particle-qemu-"));
+  const disks = [...o.disks];
+  if (o.script !== undefined) disks.push(agentDisk(work, o.script, o.files));
+  const args = [
+    // -nodefaults: no floppy, CD-ROM or VGA to probe (seconds each under TCG); the serial console
+    // on stdio is all the harness reads (-nographic, minus the muxed monitor).
+    "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", "2", "-m", "2048", "-nodefaults", "-display", "none",
+    "-serial", "stdio", "-no-reboot",
+    "-kernel", o.kernel, "-initrd", o.initrd, "-append", `${o.append} ${KERNEL_ARGS}`,
+  ];
+  // cache=unsafe: no host fsync per guest flush (the host does not crash mid-test); the data is
+  // still in the image file when QEMU exits or is killed.
+  for (const d of disks) args.push("-drive", `file=${d},format=raw,if=virtio,cache=unsafe`);
+  const log = createWriteStream(logFile);
+  log.write(`# qemu-system-x86_64 ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}\n`);
+
+  const start = Date.now();
+  const qemu = spawn("qemu-system-x86_64", args, { stdio: ["pipe", "pipe", "pipe"] });
+  live.add(qemu);
+  let text = "";
+  let readyMs: number | null = null;
+  let timedOut = false;
+  let matched = false;
+  let exitSeen = false;
+  const timeout = o.timeoutMs ?? 600_000;
+
+  const done = new Promise<void>((resolve) => {
+    let killTimer: NodeJS.Timeout | undefined;
+    const kill = () => qemu.kill("SIGKILL");
+    const overall = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeout);
+    const onData = (b: Buffer) => {
+      log.write(b);
+      text += b.toString("latin1");
+      if (readyMs === null && READY.test(text)) readyMs = Date.now() - start;
+      if (!matched && o.until?.test(text.replace(/\r/g, ""))) {
+        matched = true;
+        kill();
+      }
+      // The agent asks for poweroff; give it 60 s, then stop waiting.
+      if (!exitSeen && EXIT.test(text)) {
+        exitSeen = true;
+        killTimer = setTimeout(kill, 60_000);
+      }
+    };
+    qemu.stdout.on("data", onData);
+    qemu.stderr.on("data", onData);
+    qemu.on("close", () => {
+      live.delete(qemu);
+      clearTimeout(overall);
+      clearTimeout(killTimer);
+      resolve();
+    });
+  });
+  await done;
+  const wallMs = Date.now() - start;
+  await new Promise<void>((r) => log.end(r));
+  rmSync(work, { recursive: true, force: true });
+
+  const consoleText = text.replace(/\r/g, "");
+  const lines = consoleText.split("\n");
+  const output = lines.flatMap((l) => {
+    const m = LINE.exec(l);
+    return m ? [m[1]!] : [];
+  });
+  const exit = EXIT.exec(consoleText);
+  const ready = READY.exec(consoleText);
+  return {
+    output: output.join("\n"),
+    exitCode: exit ? Number(exit[1]) : null,
+    console: consoleText,
+    logFile,
+    readyUptime: ready ? Number(ready[1]) : null,
+    readyMs,
+    wallMs,
+    timedOut,
+    matched,
+  };
+}
+
+/** Boots and requires the agent's script to finish with status 0; the error carries the console tail. */
+export async function run(o: BootOptions & { script: string }): Promise<BootResult> {
+  const r = await boot(o);
+  if (r.exitCode !== 0) {
+    const tail = r.console.split("\n").slice(-60).join("\n");
+    throw new Error(
+      `${o.name}: agent ${r.exitCode === null ? (r.timedOut ? "timed out" : "never reported") : `exited ${r.exitCode}`}` +
+        ` after ${(r.wallMs / 1000).toFixed(0)} s (console log: ${r.logFile})\n--- script output ---\n${r.output}\n--- console tail ---\n${tail}`,
+    );
+  }
+  return r;
+}
