@@ -6,6 +6,7 @@ import { composefsTree, escapeXattrName, metacopyValue, redirectValue } from "..
 import { ErofsImage } from "../../runtime/src/erofs/reader.ts";
 import { dir, file, special, symlink, xattr } from "../../runtime/src/erofs/sample.ts";
 import { writeErofs } from "../../runtime/src/erofs/writer.ts";
+import { objectRelPath } from "../../runtime/src/store/layout.ts";
 import type { Inode } from "../../runtime/src/tree/model.ts";
 
 const D1 = "ab" + "cd".repeat(31);
@@ -31,6 +32,7 @@ describe("composefs encoding", () => {
   it("redirects to objects/ab/cdef… relative to the data-only lower", () => {
     expect(redirectValue(D1).toString()).toBe(`/ab/${"cd".repeat(31)}`);
     expect(redirectValue(D1).length).toBe(66);
+    for (const d of [D1, D2, "f".repeat(64)]) expect(redirectValue(d).toString()).toBe(`/${objectRelPath(d)}`);
   });
 
   it("adds redirect and metacopy to non-empty files only, sorted among the file's own xattrs", () => {

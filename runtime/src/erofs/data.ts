@@ -13,6 +13,7 @@ import {
   LAYOUT_FLAT_PLAIN,
   NULL_ADDR,
   alignUp,
+  ceilLog2,
 } from "./format.ts";
 
 /** Below this size holes are not looked for: flat files stay readable by kernels without chunk support (< 5.15). */
@@ -95,11 +96,6 @@ export interface FileLayout {
   chunkMap?: Uint32Array;
 }
 
-const ceilLog2 = (n: number): number => {
-  let b = 0;
-  while (2 ** b < n) b++;
-  return b;
-};
 
 /**
  * Writes one file's data. `inlineRoom` is how many tail bytes fit after the inode and its xattrs

@@ -40,7 +40,8 @@ export function writeDirBlock(buf: Buffer, off: number, items: readonly DirItem[
   let nameoff = items.length * DIRENT_SIZE;
   let p = off;
   for (const it of items) {
-    buf.writeBigUInt64LE(BigInt(it.nid), p);
+    buf.writeUInt32LE(it.nid % 0x100000000, p);
+    buf.writeUInt32LE(Math.floor(it.nid / 0x100000000), p + 4);
     buf.writeUInt16LE(nameoff, p + 8);
     buf[p + 10] = it.type;
     p += DIRENT_SIZE;

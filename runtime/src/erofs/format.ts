@@ -48,3 +48,12 @@ export const FILE_TYPE = {
 } as const;
 
 export const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** Smallest b with 2^b >= n (n >= 1), exact for any safe integer. */
+export function ceilLog2(n: number): number {
+  if (n <= 1) return 0;
+  let b = Math.ceil(Math.log2(n));
+  while (b > 0 && 2 ** (b - 1) >= n) b--;
+  while (2 ** b < n) b++;
+  return b;
+}

@@ -1,8 +1,8 @@
 // From the tree model to the list of on-disk inodes: breadth-first order (a directory's children get
 // neighbouring nids, as mkcomposefs does), link counts, the build time and per-inode sizes.
-import type { Inode } from "../tree/model.ts";
+import type { Entry, Inode } from "../tree/model.ts";
 import { type DirPlan, planDir } from "./dirent.ts";
-import type { InodeXattrs } from "./xattr.ts";
+import type { XattrEntry } from "./xattr.ts";
 
 export interface Child {
   name: Buffer;
@@ -16,9 +16,9 @@ export interface Node {
   parent: Node;
   /** Directories: entries sorted by name, "." and ".." included. */
   children: Child[];
-  xattrs: InodeXattrs;
+  xattrs: XattrEntry[];
   shared: number[];
-  inline: Buffer[];
+  inline: XattrEntry[];
   ibody: number;
   extended: boolean;
   layout: number;
@@ -38,13 +38,27 @@ export interface Node {
   nid: number;
 }
 
+const NO_CHILDREN: Child[] = [];
+const NO_XATTRS: XattrEntry[] = [];
+const NO_IDS: number[] = [];
 const DOT = Buffer.from(".");
 const DOTDOT = Buffer.from("..");
 
-function checkName(name: Buffer, where: Inode): void {
-  if (name.length === 0 || name.length > 255 || name.includes(0x2f) || name.includes(0) || name.equals(DOT) || name.equals(DOTDOT))
-    throw new Error(`invalid file name ${JSON.stringify(name.toString("latin1"))} (${name.length} bytes)`);
-  void where;
+function checkName(name: Buffer): void {
+  const bad =
+    name.length === 0 ||
+    name.length > 255 ||
+    name.indexOf(0x2f) >= 0 ||
+    name.indexOf(0) >= 0 ||
+    (name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e)));
+  if (bad) throw new Error(`invalid file name ${JSON.stringify(name.toString("latin1"))} (${name.length} bytes)`);
+}
+
+/** The model keeps entries sorted; only sort (a copy) when a caller did not. */
+function sortedEntries(entries: readonly Entry[]): readonly Entry[] {
+  for (let i = 1; i < entries.length; i++)
+    if (Buffer.compare(entries[i - 1]!.name, entries[i]!.name) > 0) return [...entries].sort((a, b) => Buffer.compare(a.name, b.name));
+  return entries;
 }
 
 /** Unique inodes in breadth-first order; hardlinks are found by object identity. */
@@ -53,24 +67,30 @@ export function collect(root: Inode): Node[] {
   const nodes: Node[] = [];
   const byInode = new Map<Inode, Node>();
   const make = (inode: Inode, parent: Node | undefined): Node => {
-    const n = {
+    // Every field set up front, so all nodes share one object shape.
+    const n: Node = {
       inode,
       ino: nodes.length + 1,
       nlink: inode.kind === "dir" ? 2 : 1,
-      children: [],
-      shared: [],
-      inline: [],
+      parent: parent!,
+      children: NO_CHILDREN,
+      xattrs: NO_XATTRS,
+      shared: NO_IDS,
+      inline: NO_XATTRS,
       ibody: 0,
       extended: false,
       layout: 0,
       size: 0,
       iu: 0,
       tailLen: 0,
+      tail: undefined,
+      chunkMap: undefined,
       trailingBlocks: 0,
+      dirPlan: undefined,
       offset: 0,
       nid: 0,
-    } as unknown as Node;
-    n.parent = parent ?? n;
+    };
+    if (!parent) n.parent = n;
     nodes.push(n);
     byInode.set(inode, n);
     return n;
@@ -79,15 +99,18 @@ export function collect(root: Inode): Node[] {
   for (let i = 0; i < nodes.length; i++) {
     const dir = nodes[i]!;
     if (dir.inode.kind !== "dir") continue;
-    const entries = [...(dir.inode.entries ?? [])].sort((a, b) => Buffer.compare(a.name, b.name));
-    const children: Child[] = [
-      { name: DOT, node: dir },
-      { name: DOTDOT, node: dir.parent },
-    ];
+    const entries = sortedEntries(dir.inode.entries ?? []);
+    // "." and ".." sort among the names ("!" and "-" come before them).
+    const children: Child[] = [];
+    let dotsDone = false;
     for (let j = 0; j < entries.length; j++) {
       const e = entries[j]!;
-      checkName(e.name, dir.inode);
+      checkName(e.name);
       if (j > 0 && e.name.equals(entries[j - 1]!.name)) throw new Error(`duplicate name ${e.name.toString("latin1")}`);
+      if (!dotsDone && Buffer.compare(e.name, DOT) > 0) {
+        children.push({ name: DOT, node: dir }, { name: DOTDOT, node: dir.parent });
+        dotsDone = true;
+      }
       let c = byInode.get(e.inode);
       if (c) {
         if (c.inode.kind === "dir") throw new Error(`directory ${e.name.toString("latin1")} is linked twice`);
@@ -96,7 +119,8 @@ export function collect(root: Inode): Node[] {
       if (c.inode.kind === "dir") dir.nlink++;
       children.push({ name: e.name, node: c });
     }
-    dir.children = children.sort((a, b) => Buffer.compare(a.name, b.name));
+    if (!dotsDone) children.push({ name: DOT, node: dir }, { name: DOTDOT, node: dir.parent });
+    dir.children = children;
     dir.dirPlan = planDir(dir.children.map((c) => c.name));
   }
   return nodes;

@@ -24,6 +24,7 @@ import {
   SUPER_OFFSET,
   SUPER_SIZE,
   alignUp,
+  ceilLog2,
 } from "./format.ts";
 import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
 import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
@@ -52,7 +53,12 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
       for (const n of nodes) {
         if (n.inode.kind !== "file") continue;
         const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
-        Object.assign(n, writeFileData(out, n.inode.data, n.size, room, scratch));
+        const fl = writeFileData(out, n.inode.data, n.size, room, scratch);
+        n.layout = fl.layout;
+        n.iu = fl.iu;
+        n.tail = fl.tail;
+        n.tailLen = fl.tailLen;
+        n.chunkMap = fl.chunkMap;
       }
       out.flush();
       dataEnd = out.block;
@@ -82,8 +88,9 @@ function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }): Buffer 
   for (const n of nodes) {
     checkInode(n.inode);
     n.xattrs = prepareXattrs(n.inode.xattrs);
-    shared.count(n.xattrs);
+    shared.hash(n.xattrs);
   }
+  for (const n of nodes) shared.count(n.xattrs);
   shared.seal();
   for (const n of nodes) {
     const { shared: ids, inline } = shared.split(n.xattrs);
@@ -114,11 +121,6 @@ function checkInode(i: Inode): void {
     throw new Error(`symlink target must be 1..4095 bytes`);
 }
 
-const ceilLog2 = (n: number): number => {
-  let b = 0;
-  while (2 ** b < n) b++;
-  return b;
-};
 
 function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
   const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;

@@ -1,6 +1,8 @@
 // Xattr encoding: short name-prefix indexes, inline bodies and the shared xattr table.
 // Long name prefixes (INCOMPAT_XATTR_PREFIXES) are deliberately not used: erofs-utils 1.5 and
 // kernels before 6.4 reject images that carry them.
+// Entries are written straight into the image buffer: a composefs tree has two unique xattrs per
+// file, and allocating each entry first costed more than everything else together.
 import type { Xattr } from "../tree/model.ts";
 import { BLOCK_SIZE, XATTR_ENTRY_HEADER_SIZE, XATTR_IBODY_HEADER_SIZE, alignUp } from "./format.ts";
 
@@ -13,61 +15,114 @@ const PREFIXES: ReadonlyArray<[Buffer, number, boolean]> = [
   [Buffer.from("security."), 6, false],
 ];
 
-/** One xattr as an on-disk entry (header, name suffix, value), padded to 4 bytes. */
-export function encodeXattrEntry(x: Xattr): Buffer {
+export interface XattrEntry {
+  x: Xattr;
+  index: number;
+  prefixLen: number;
+  /** On-disk size, padded to 4 bytes. */
+  size: number;
+  /** FNV-1a of name and value: a cheap first filter so unique values (redirects, digests) never become map keys. */
+  hash: number;
+}
+
+function fnv1a(h: number, b: Buffer, from: number, to: number): number {
+  for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return h;
+}
+
+/** Hashes the name, the value's length and at most its first and last 32 bytes: collisions only cost a map lookup. */
+function entryHash(x: Xattr): number {
+  const v = x.value;
+  let h = fnv1a(0x811c9dc5, x.name, 0, x.name.length);
+  h = Math.imul(h ^ v.length, 0x01000193);
+  if (v.length <= 64) return fnv1a(h, v, 0, v.length) | 0;
+  return fnv1a(fnv1a(h, v, 0, 32), v, v.length - 32, v.length) | 0;
+}
+
+export function xattrEntry(x: Xattr): XattrEntry {
+  const name = x.name;
   for (const [prefix, index, whole] of PREFIXES) {
+    const plen = prefix.length;
     const match = whole
-      ? x.name.equals(prefix)
-      : x.name.length > prefix.length && x.name.subarray(0, prefix.length).equals(prefix);
+      ? name.length === plen && name.compare(prefix) === 0
+      : name.length > plen && name.compare(prefix, 0, plen, 0, plen) === 0;
     if (!match) continue;
-    const suffixLen = x.name.length - prefix.length;
-    if (suffixLen > 255) throw new Error(`xattr name too long: ${x.name.toString()}`);
-    if (x.value.length > 0xffff) throw new Error(`xattr value too large (${x.value.length} bytes): ${x.name.toString()}`);
-    const raw = XATTR_ENTRY_HEADER_SIZE + suffixLen + x.value.length;
-    const b = Buffer.alloc(alignUp(raw, 4));
-    b[0] = suffixLen;
-    b[1] = index;
-    b.writeUInt16LE(x.value.length, 2);
-    x.name.copy(b, 4, prefix.length);
-    x.value.copy(b, 4 + suffixLen);
-    return b;
+    const suffixLen = name.length - plen;
+    if (suffixLen > 255) throw new Error(`xattr name too long: ${name.toString()}`);
+    if (x.value.length > 0xffff) throw new Error(`xattr value too large (${x.value.length} bytes): ${name.toString()}`);
+    const size = alignUp(XATTR_ENTRY_HEADER_SIZE + suffixLen + x.value.length, 4);
+    return { x, index, prefixLen: plen, size, hash: entryHash(x) };
   }
-  throw new Error(`xattr namespace not representable in EROFS: ${x.name.toString()}`);
+  throw new Error(`xattr namespace not representable in EROFS: ${name.toString()}`);
 }
 
-export interface InodeXattrs {
-  /** Entries in name order; each either shared (by key) or inline. */
-  entries: Buffer[];
-  keys: string[];
+/** Writes the entry (header, name suffix, value); padding is left as the buffer's zeros. */
+export function writeXattrEntry(buf: Buffer, off: number, e: XattrEntry): void {
+  const suffixLen = e.x.name.length - e.prefixLen;
+  buf[off] = suffixLen;
+  buf[off + 1] = e.index;
+  buf.writeUInt16LE(e.x.value.length, off + 2);
+  e.x.name.copy(buf, off + 4, e.prefixLen);
+  e.x.value.copy(buf, off + 4 + suffixLen);
 }
 
-export function prepareXattrs(xattrs: readonly Xattr[]): InodeXattrs {
-  const sorted = [...xattrs].sort((a, b) => Buffer.compare(a.name, b.name));
+/** One xattr as an on-disk entry, padded to 4 bytes. */
+export function encodeXattrEntry(x: Xattr): Buffer {
+  const e = xattrEntry(x);
+  const b = Buffer.alloc(e.size);
+  writeXattrEntry(b, 0, e);
+  return b;
+}
+
+const byName = (a: Xattr, b: Xattr) => Buffer.compare(a.name, b.name);
+
+/** An inode's xattrs as entries in name order. */
+export function prepareXattrs(xattrs: readonly Xattr[]): XattrEntry[] {
+  if (xattrs.length === 0) return [];
+  let sorted = xattrs;
+  for (let i = 1; i < xattrs.length; i++) {
+    if (byName(xattrs[i - 1]!, xattrs[i]!) >= 0) {
+      sorted = [...xattrs].sort(byName);
+      break;
+    }
+  }
   for (let i = 1; i < sorted.length; i++)
     if (sorted[i]!.name.equals(sorted[i - 1]!.name)) throw new Error(`duplicate xattr ${sorted[i]!.name.toString()}`);
-  const entries = sorted.map(encodeXattrEntry);
-  return { entries, keys: entries.map((e) => e.toString("latin1")) };
+  return sorted.map(xattrEntry);
 }
 
 /** The h_shared_count field is a u8. */
 const MAX_SHARED_PER_INODE = 255;
 
+const entryKey = (e: XattrEntry): string => encodeXattrEntry(e.x).toString("latin1");
+
 /**
  * Xattrs (name and value) repeated across inodes are stored once and referenced by a 4-byte id, when
  * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries).
+ * Use: hash() every inode, then count() every inode, seal(), then split() each inode.
  */
 export class SharedXattrTable {
+  private hashCounts = new Map<number, number>();
   private counts = new Map<string, { bytes: Buffer; count: number }>();
   private ids = new Map<string, number>();
   /** The area image, starting at a block boundary (xattr_blkaddr). */
   area: Buffer = Buffer.alloc(0);
 
-  count(x: InodeXattrs): void {
-    for (let i = 0; i < x.keys.length; i++) {
-      const k = x.keys[i]!;
+  hash(xs: readonly XattrEntry[]): void {
+    for (const e of xs) this.hashCounts.set(e.hash, (this.hashCounts.get(e.hash) ?? 0) + 1);
+  }
+
+  private repeated(e: XattrEntry): boolean {
+    return this.hashCounts.get(e.hash)! >= 2;
+  }
+
+  count(xs: readonly XattrEntry[]): void {
+    for (const e of xs) {
+      if (!this.repeated(e)) continue;
+      const k = entryKey(e);
       const c = this.counts.get(k);
       if (c) c.count++;
-      else this.counts.set(k, { bytes: x.entries[i]!, count: 1 });
+      else this.counts.set(k, { bytes: Buffer.from(k, "latin1"), count: 1 });
     }
   }
 
@@ -94,27 +149,28 @@ export class SharedXattrTable {
   }
 
   /** Splits an inode's xattrs into shared ids and inline entries. */
-  split(x: InodeXattrs): { shared: number[]; inline: Buffer[] } {
+  split(xs: XattrEntry[]): { shared: number[]; inline: XattrEntry[] } {
+    if (this.ids.size === 0) return { shared: [], inline: xs };
     const shared: number[] = [];
-    const inline: Buffer[] = [];
-    for (let i = 0; i < x.keys.length; i++) {
-      const id = this.ids.get(x.keys[i]!);
+    const inline: XattrEntry[] = [];
+    for (const e of xs) {
+      const id = this.repeated(e) ? this.ids.get(entryKey(e)) : undefined;
       if (id !== undefined && shared.length < MAX_SHARED_PER_INODE) shared.push(id);
-      else inline.push(x.entries[i]!);
+      else inline.push(e);
     }
     return { shared, inline };
   }
 }
 
 /** Size of the xattr body that follows the inode (0 without xattrs). */
-export function ibodySize(shared: number, inline: readonly Buffer[]): number {
+export function ibodySize(shared: number, inline: readonly XattrEntry[]): number {
   if (shared === 0 && inline.length === 0) return 0;
   let n = XATTR_IBODY_HEADER_SIZE + 4 * shared;
-  for (const e of inline) n += e.length;
+  for (const e of inline) n += e.size;
   return n;
 }
 
-export function writeIbody(buf: Buffer, off: number, shared: readonly number[], inline: readonly Buffer[]): void {
+export function writeIbody(buf: Buffer, off: number, shared: readonly number[], inline: readonly XattrEntry[]): void {
   // h_name_filter stays 0: the filter is only consulted when COMPAT_XATTR_FILTER is set.
   buf[off + 4] = shared.length;
   let p = off + XATTR_IBODY_HEADER_SIZE;
@@ -123,8 +179,8 @@ export function writeIbody(buf: Buffer, off: number, shared: readonly number[], 
     p += 4;
   }
   for (const e of inline) {
-    e.copy(buf, p);
-    p += e.length;
+    writeXattrEntry(buf, p, e);
+    p += e.size;
   }
 }
 
