@@ -52,6 +52,18 @@ describe("fs-verity digest", () => {
     }
   });
 
+  it.each([
+    [0, 10, 0], [0, 4096, 0], [5, 4091, 7], [100, 3 * 4096 + 5, 4096], [4096, 200 * 4096, 1], [1, 129 * 4096 * 2, 4095],
+  ])("hashes holes fed by updateZeros like real zeros (%i data, %i zeros, %i data)", (a, zeros, b) => {
+    const head = bytes(a, 5);
+    const tail = bytes(b, 6);
+    const h = new VerityHasher();
+    h.update(head);
+    h.updateZeros(zeros);
+    h.update(tail);
+    expect(h.digest()).toBe(verityDigest(Buffer.concat([head, Buffer.alloc(zeros), tail])));
+  });
+
   it("gives the all-zero root for an empty file (known digest)", () => {
     expect(verityDigest(Buffer.alloc(0))).toBe("3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95");
   });

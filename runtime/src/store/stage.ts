@@ -14,6 +14,7 @@ import { diskFree, syncfsPath } from "../system/libc.ts";
 import { scanTree, type ScanResult } from "../tree/scan.ts";
 import type { Inode } from "../tree/model.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
+import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
 import { composefsTree } from "../composefs/encode.ts";
 import { DevinoCache } from "./devino.ts";
@@ -24,6 +25,8 @@ import { acquireLock } from "./lock.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
 import { describeSource, materialize, parseSource } from "./source.ts";
+
+const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
 
 export interface StageOptions {
   sysroot: string;
@@ -42,7 +45,7 @@ export interface StageResult {
   files: number;
   bytes: number;
   source: string;
-  /** Files whose digest came from the devino cache instead of being read. */
+  /** Files that were not read: digest from the devino cache, or empty. */
   filesReused: number;
 }
 
@@ -94,6 +97,12 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     const todo: IngestRequest[] = [];
     const todoInodes: Inode[] = [];
     for (const [inode, file] of scan.files) {
+      // An empty file needs no object: the metadata image alone describes it.
+      if (inode.size === 0) {
+        inode.data = { kind: "object", digest: EMPTY_DIGEST };
+        filesReused++;
+        continue;
+      }
       const cached = cache?.lookup(file.key);
       if (cached && hasObject(l, cached)) {
         inode.data = { kind: "object", digest: cached };

@@ -8,7 +8,7 @@
 type Fn = (...args: any[]) => any;
 interface Libc {
   mount: Fn; umount2: Fn; ioctl: Fn; lgetxattr: Fn; llistxattr: Fn; lsetxattr: Fn;
-  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn;
+  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn; lseek: Fn;
 }
 let cached: { sym: Libc; ffi: any } | undefined;
 
@@ -35,6 +35,7 @@ function libc(): { sym: Libc; ffi: any } {
     open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
     close: { args: [T.i32], returns: T.i32 },
     flock: { args: [T.i32, T.i32], returns: T.i32 },
+    lseek: { args: [T.i32, T.i64, T.i32], returns: T.i64 },
   });
   cached = { sym: lib.symbols as Libc, ffi };
   return cached;
@@ -205,4 +206,25 @@ export function flock(fd: number, wait: boolean, what: string): boolean {
   if (sym.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) === 0) return true;
   if (!wait && errno() === 11) return false;
   fail(`locking ${what}`);
+}
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
+
+/**
+ * The next data region at or after `offset` as [start, end), or null past the last data. Lets
+ * sparse files be read without reading their holes. Where the syscall layer is missing (Node)
+ * or the filesystem cannot tell, the whole rest of the file counts as data.
+ */
+export function nextDataRegion(fd: number, offset: number, size: number): [number, number] | null {
+  if (!isBun) return offset < size ? [offset, size] : null;
+  const { sym } = libc();
+  const start = Number(sym.lseek(fd, BigInt(offset), SEEK_DATA));
+  if (start < 0) {
+    if (errno() === ENXIO) return null;
+    return offset < size ? [offset, size] : null;
+  }
+  const end = Number(sym.lseek(fd, BigInt(start), SEEK_HOLE));
+  return [start, end < 0 ? size : Math.min(end, size)];
 }

@@ -55,6 +55,20 @@ export class VerityHasher {
     }
   }
 
+  /** Feeds `n` zero bytes without materialising them: holes of sparse files. */
+  updateZeros(n: number): void {
+    const head = this.pendingLen > 0 ? Math.min(n, VERITY_BLOCK - this.pendingLen) : 0;
+    if (head > 0) {
+      this.update(new Uint8Array(head));
+      n -= head;
+    }
+    const blocks = Math.floor(n / VERITY_BLOCK);
+    for (let i = 0; i < blocks; i++) this.pushHash(0, ZERO_BLOCK_HASH);
+    this.size += blocks * VERITY_BLOCK;
+    const tail = n - blocks * VERITY_BLOCK;
+    if (tail > 0) this.update(new Uint8Array(tail));
+  }
+
   private pushHash(level: number, h: Uint8Array): void {
     if (!this.levels[level]) {
       this.levels[level] = Buffer.alloc(VERITY_BLOCK);

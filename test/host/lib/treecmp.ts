@@ -49,8 +49,8 @@ function walk(root: Buffer, opts: CompareOptions): Map<string, Rec> {
     const abs = Buffer.concat([root, rel]);
     const st = lstatSync(abs, { bigint: true });
     const key = rel.toString("latin1") || "/";
-    if (opts.skip?.(key)) return;
-    out.set(key, record(abs, st, opts));
+    // A skipped directory's own record is left out; its children are still compared.
+    if (!opts.skip?.(key)) out.set(key, record(abs, st, opts));
     if (st.isDirectory()) {
       for (const name of readdirSync(abs, { encoding: "buffer" })) visit(Buffer.concat([rel, Buffer.from("/"), name]));
     }
@@ -72,6 +72,7 @@ export function xattrDump(root: string): string[] {
 }
 
 export interface CompareOptions {
+  /** Leaves an entry's own record and xattrs out of the comparison (children of a directory are still compared). */
   skip?: (relPath: string) => boolean;
   ignoreMtime?: (type: string) => boolean;
   /** Compare xattrs too (needs both trees to expose the same namespaces). */
@@ -93,7 +94,7 @@ export function compareTrees(a: string, b: string, opts: CompareOptions = {}): s
   for (const k of tb.keys()) if (!ta.has(k)) diffs.push(`${k}: extra in ${b}`);
   if (opts.xattrs) {
     const xa = xattrDump(a).filter((l) => !opts.skip?.(l.split(": ")[0]!));
-    const xb = new Set(xattrDump(b));
+    const xb = new Set(xattrDump(b).filter((l) => !opts.skip?.(l.split(": ")[0]!)));
     for (const l of xa) if (!xb.has(l)) diffs.push(`xattr missing or different: ${l}`);
     const sa = new Set(xa);
     for (const l of xb) if (!sa.has(l)) diffs.push(`xattr extra: ${l}`);
