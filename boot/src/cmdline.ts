@@ -6,7 +6,7 @@
 // escapes (a backslash is an ordinary character, and a double quote cannot be part of a value).
 // Quotes around the whole argument ("a=b c") or around the value (a="b c") are removed; any other
 // quote stays in the text, as the kernel leaves it.
-import { z } from "zod";
+import * as z from "zod/mini";
 import { DeploymentId, Sha256Hex } from "../../runtime/src/manifest.ts";
 import { VerityMode } from "../../runtime/src/mounts/plan.ts";
 import { Overlayroot, parseOverlayroot } from "./overlayroot.ts";
@@ -47,9 +47,9 @@ export const BootArgs = z.object({
   /** particle.image=<sha256 hex>: fs-verity digest of the image (sha256 for squashfs), pinned by the boot entry. */
   image: Sha256Hex,
   /** particle.verity=: absent means require where the filesystem supports fs-verity. */
-  verity: VerityMode.optional(),
+  verity: z.optional(VerityMode),
   /** overlayroot= on the command line (it wins over /etc/overlayroot.conf). */
-  overlayroot: Overlayroot.optional(),
+  overlayroot: z.optional(Overlayroot),
 });
 export type BootArgs = z.infer<typeof BootArgs>;
 
@@ -77,7 +77,7 @@ export function parseCmdline(text: string): BootArgs {
     if (prev !== undefined && prev !== value) throw new Error(`${key}: given twice with different values (${prev}, ${value})`);
     seen.set(key, value);
   }
-  const field = (key: string, schema: z.ZodType, what: string, required: boolean) => {
+  const field = (key: string, schema: { safeParse(v: unknown): { success: boolean; data?: unknown } }, what: string, required: boolean) => {
     const v = seen.get(key);
     if (v === undefined) {
       if (required) throw new Error(`${key}: missing from the kernel command line (expected ${key}=${what})`);

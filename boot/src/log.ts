@@ -2,6 +2,7 @@
 // when the journal is not up yet — a failure must never be a silent hang.
 import { closeSync, openSync, writeSync, constants } from "node:fs";
 
+const STDERR = 2;
 const KMSG_ERR = 3;
 const KMSG_WARNING = 4;
 const KMSG_INFO = 6;
@@ -17,7 +18,12 @@ export class Log {
     }
   }
   private emit(level: number, msg: string): void {
-    process.stderr.write(`particle-boot: ${msg}\n`);
+    // writeSync, not process.stderr: Node-style streams cost milliseconds to set up.
+    try {
+      writeSync(STDERR, `particle-boot: ${msg}\n`);
+    } catch {
+      /* no stderr: kmsg below still has it */
+    }
     if (this.kmsg === undefined) return;
     // One kmsg record per line, each tagged with the priority.
     for (const line of msg.split("\n")) {

@@ -4,7 +4,7 @@
 // with the physical root at /sysroot/sysroot, ready for systemd's switch-root. On any failure it
 // says why on stderr and /dev/kmsg and exits non-zero; the unit's OnFailure= then goes to
 // emergency.target, so boot counting can fall back to the previous entry.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { parseOptions, USAGE } from "./args.ts";
 import { parseCmdline } from "./cmdline.ts";
 import { Log } from "./log.ts";
@@ -27,7 +27,7 @@ import { verifyDeployment } from "../../runtime/src/mounts/index.ts";
 function boot(argv: string[], log: Log): void {
   const o = parseOptions(argv);
   if (o.help) {
-    process.stdout.write(USAGE + "\n");
+    writeSync(1, USAGE + "\n");
     return;
   }
   const sysroot = existingDir(o.sysroot, "--sysroot");

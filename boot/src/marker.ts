@@ -1,6 +1,6 @@
 // /run/particle-booted: what particle-boot mounted, for `particle status` and for tests. Its
 // presence also tells the running system that it was booted as a Particle-OS deployment.
-import { z } from "zod";
+import * as z from "zod/mini";
 import { DeploymentId, RootFormat, Sha256Hex } from "../../runtime/src/manifest.ts";
 import { OverlayVerity, VerityMode } from "../../runtime/src/mounts/plan.ts";
 
@@ -18,7 +18,7 @@ export const BootedMarker = z.object({
   /** How the image digest was checked: by the kernel, in userspace, or sha256 (squashfs). */
   imageCheck: z.enum(["fs-verity", "userspace-fs-verity", "sha256"]),
   /** Objects that got fs-verity enabled during this boot (sealing after an offline install). */
-  sealed: z.number().int().nonnegative(),
+  sealed: z.int().check(z.gte(0)),
   overlayroot: z.enum(["disabled", "tmpfs", "device"]),
   warnings: z.array(z.string()),
 });

@@ -10,20 +10,18 @@
 // swap= and recurse= are accepted for compatibility and recorded: nothing is mounted below the
 // root when particle-boot runs (so recursing has nothing to do) and swap is systemd's business.
 // The same syntax appears in /etc/overlayroot.conf as a shell assignment, overlayroot="…".
-import { z } from "zod";
-
-const Flag = z.enum(["0", "1"]).transform((v) => v === "1");
+import * as z from "zod/mini";
 
 export const Overlayroot = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("disabled") }),
   z.object({ mode: z.literal("tmpfs"), swap: z.boolean(), recurse: z.boolean() }),
   z.object({
     mode: z.literal("device"),
-    dev: z.string().min(1),
-    timeout: z.number().int().nonnegative().optional(),
+    dev: z.string().check(z.minLength(1)),
+    timeout: z.optional(z.int().check(z.gte(0))),
     swap: z.boolean(),
     recurse: z.boolean(),
-    fsTypes: z.array(z.string().regex(/^[a-z0-9]+$/)).min(1),
+    fsTypes: z.array(z.string().check(z.regex(/^[a-z0-9]+$/, "expected a filesystem type like ext4"))).check(z.minLength(1)),
   }),
 ]);
 export type Overlayroot = z.infer<typeof Overlayroot>;
@@ -65,9 +63,8 @@ export function parseOverlayroot(value: string, where = "overlayroot"): Overlayr
   const flag = (k: string, dflt: boolean) => {
     const v = opts.get(k);
     if (v === undefined) return dflt;
-    const r = Flag.safeParse(v);
-    if (!r.success) throw bad(`${k}=${v}: expected 0 or 1`);
-    return r.data;
+    if (v !== "0" && v !== "1") throw bad(`${k}=${v}: expected 0 or 1`);
+    return v === "1";
   };
   // Ubuntu's defaults: swap=0, recurse=1.
   const swap = flag("swap", false);

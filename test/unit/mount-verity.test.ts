@@ -5,7 +5,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkImage, sealObjects, type Measure } from "../../runtime/src/mounts/verity.ts";
+import { checkImage as check, sealObjects, type ImageCheckInput, type Measure } from "../../runtime/src/mounts/verity.ts";
+import * as digests from "../../runtime/src/mounts/userspace-digest.ts";
+
+// Node cannot require() the TypeScript digest module lazily as Bun does; hand it in.
+const checkImage = (i: ImageCheckInput, m?: Measure) => check(i, m, () => digests);
 import { verityDigest } from "../../runtime/src/verity/digest.ts";
 
 let dir: string;

@@ -16,7 +16,7 @@ import { checkImage, sealObjects, type ImageCheck, type SealResult } from "./ver
 export { planDeploymentMount, planRoot, planWritable, planMoveIntoPlace, composefsOverlayOptions, VerityMode, OverlayVerity, Writable } from "./plan.ts";
 export type { Step } from "./plan.ts";
 export { executePlan, describeStep } from "./execute.ts";
-export { checkImage, sealObjects, measureFile, userspaceVerityDigest, sha256File } from "./verity.ts";
+export { checkImage, sealObjects, measureFile, type Digests, type Measure } from "./verity.ts";
 export { decideVerity } from "./verity-policy.ts";
 export { parseMountinfo, mountsUnder, mountContaining, type MountEntry } from "./mountinfo.ts";
 

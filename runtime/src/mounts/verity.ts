@@ -7,11 +7,9 @@
 // enabled (needs a read-only fd and the filesystem mounted read-write) and the digest the kernel
 // then reports is compared with the file's name. Files are named by their fs-verity digest, so
 // a file that was altered is caught here, before the kernel starts vouching for it.
-import { closeSync, existsSync, openSync, readSync, readdirSync, writeFileSync, constants } from "node:fs";
-import { createHash } from "node:crypto";
+import { closeSync, existsSync, openSync, readdirSync, writeFileSync, constants } from "node:fs";
 import { join } from "node:path";
 import { enableVerity, measureVerity, SysError } from "../system/libc.ts";
-import { VerityHasher } from "../verity/digest.ts";
 import type { RootFormat } from "../manifest.ts";
 import type { VerityMode } from "./plan.ts";
 import { decideVerity, type VerityDecision } from "./verity-policy.ts";
@@ -20,7 +18,6 @@ const EEXIST = 17;
 const ENOTTY = 25;
 const EROFS = 30;
 const EOPNOTSUPP = 95;
-const CHUNK = 1 << 20;
 
 /** measureFile's signature; tests hand in a fake (the host has no fs-verity). */
 export type Measure = (path: string, seal: boolean) => Measurement;
@@ -52,28 +49,17 @@ export function measureFile(path: string, seal: boolean): Measurement {
   }
 }
 
-function readChunks(path: string, f: (b: Buffer) => void): void {
-  const fd = openSync(path, constants.O_RDONLY);
-  const buf = Buffer.allocUnsafe(CHUNK);
-  try {
-    for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; ) f(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
+/** Userspace digests (userspace-digest.ts). */
+export interface Digests {
+  userspaceVerityDigest(path: string): string;
+  sha256File(path: string): string;
 }
 
-/** fs-verity digest computed in userspace (what the kernel would report). */
-export function userspaceVerityDigest(path: string): string {
-  const h = new VerityHasher();
-  readChunks(path, (b) => h.update(b));
-  return h.digest();
-}
-
-export function sha256File(path: string): string {
-  const h = createHash("sha256");
-  readChunks(path, (b) => h.update(b));
-  return h.digest("hex");
-}
+// Loaded on first use: node:crypto alone costs ~4 ms of CPU at start-up on the host (far more
+// under QEMU TCG), and particle-boot needs it only when the kernel cannot measure the image.
+// Bun bundles the require() and runs the module when first called; unit tests on Node cannot
+// require() TypeScript and pass the module in instead.
+const loadDigests = (): Digests => require("./userspace-digest.ts") as Digests;
 
 export interface ImageCheck {
   /** How the digest was established. */
@@ -101,11 +87,11 @@ const mismatch = (image: string, how: string, got: string, expected: string) =>
  * kernel fs-verity, the digest is computed in userspace: the image is then checked once, before
  * mounting, and not on every read — the returned warning says so.
  */
-export function checkImage(i: ImageCheckInput, measure: Measure = measureFile): ImageCheck {
+export function checkImage(i: ImageCheckInput, measure: Measure = measureFile, digests: () => Digests = loadDigests): ImageCheck {
   if (!existsSync(i.image)) throw new Error(`image ${i.image} does not exist (wrong particle.image, or the deployment was removed)`);
   if (i.format === "squashfs") {
     // squashfs predates EROFS kernels; its integrity is a plain sha256 checked before mount.
-    const got = sha256File(i.image);
+    const got = digests().sha256File(i.image);
     if (got !== i.expected) throw mismatch(i.image, "sha256", got, i.expected);
     const warnings = i.asked === "require" ? [`squashfs image ${i.image}: sha256 checked before mount; files are not verified on read`] : [];
     return { method: "sha256", sealedNow: false, verity: { overlay: "off", mode: i.asked ?? "optional", warnings } };
@@ -117,7 +103,7 @@ export function checkImage(i: ImageCheckInput, measure: Measure = measureFile): 
   }
   if (i.asked === "require") throw new Error(`particle.verity=require: ${m.reason}; refusing to mount an image that cannot be verified (particle.verity=optional accepts that)`);
   const verity = decideVerity(i.asked, false, i.image);
-  const got = userspaceVerityDigest(i.image);
+  const got = digests().userspaceVerityDigest(i.image);
   if (got !== i.expected) throw mismatch(i.image, "fs-verity (computed in userspace)", got, i.expected);
   return { method: "userspace-fs-verity", sealedNow: false, verity };
 }
