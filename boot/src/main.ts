@@ -11,6 +11,7 @@ import { Log } from "./log.ts";
 import {
   chooseOverlayroot,
   dropWorkspace,
+  ensureWritableSysroot,
   existingDir,
   loadDeployment,
   makeWorkspace,
@@ -47,7 +48,9 @@ function boot(argv: string[], log: Log): void {
   try {
     const root = mountReadOnlyRoot(ws, sysroot, m, v.image, overlayVerity);
     const overlayroot = chooseOverlayroot(args, root, sysroot, m.id);
-    const newRoot = mountWritable(ws, root, writableFor(overlayroot, sysroot, m.id));
+    const writable = writableFor(overlayroot, sysroot, m.id);
+    if (writable.kind === "persistent") ensureWritableSysroot(sysroot);
+    const newRoot = mountWritable(ws, root, writable);
     moveIntoPlace(sysroot, target, newRoot);
     moved = true;
     writeBootedMarker(runDir, {

@@ -59,25 +59,41 @@ export function sealingMayWrite(sysroot: string, m: Manifest, args: BootArgs): b
   return m.format === "composefs" && !existsSync(join(deployDir(storeLayout(sysroot), m.id), SEALED_STAMP));
 }
 
+/** Makes the mount holding `sysroot` read-write; returns how to put it back, or undefined if it was rw. */
+function remountRw(sysroot: string): (() => void) | undefined {
+  const mnt = mountContaining(mountinfo(), sysroot);
+  if (!mnt) return undefined;
+  const superRo = mnt.superOptions.split(",").includes("ro");
+  const mountRo = mnt.options.split(",").includes("ro");
+  if (!superRo && !mountRo) return undefined;
+  // A read-only superblock needs a real remount; a read-only bind only its mount flag.
+  const bind = superRo ? 0 : MS_BIND;
+  mount(null, mnt.mountPoint, null, MS_REMOUNT | bind, null);
+  return () => mount(null, mnt.mountPoint, null, MS_REMOUNT | bind | MS_RDONLY, null);
+}
+
 /**
  * Runs `f` with the sysroot writable. FS_IOC_ENABLE_VERITY needs the filesystem mounted
  * read-write, and the initramfs usually mounts the root read-only (`ro` on the command line);
  * the mount is put back as it was afterwards, whatever happens.
  */
 export function withWritableSysroot<T>(sysroot: string, f: () => T): T {
-  const mnt = mountContaining(mountinfo(), sysroot);
-  if (!mnt) return f();
-  const superRo = mnt.superOptions.split(",").includes("ro");
-  const mountRo = mnt.options.split(",").includes("ro");
-  if (!superRo && !mountRo) return f();
-  // A read-only superblock needs a real remount; a read-only bind only its mount flag.
-  const bind = superRo ? 0 : MS_BIND;
-  mount(null, mnt.mountPoint, null, MS_REMOUNT | bind, null);
+  const restore = remountRw(sysroot);
   try {
     return f();
   } finally {
-    mount(null, mnt.mountPoint, null, MS_REMOUNT | bind | MS_RDONLY, null);
+    restore?.();
   }
+}
+
+/**
+ * The persistent layout writes to the physical root (/etc upper, /var), and overlayfs refuses an
+ * upper directory on a read-only filesystem. After switch-root nothing would fix it either:
+ * systemd-remount-fs remounts `/`, which is then the deployment, not the physical root. So a
+ * root mounted `ro` by the initramfs is made read-write here, as `rw` on the command line would.
+ */
+export function ensureWritableSysroot(sysroot: string): void {
+  remountRw(sysroot);
 }
 
 /**

@@ -2,6 +2,7 @@
 // The host has no fs-verity: boots use particle.verity=optional/off or the default, and
 // `require` must be refused with a clear message.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -182,6 +183,61 @@ describe("overlayroot", () => {
     expect(boot(b, cmd(fx.o1!, "particle.verity=off overlayroot=disabled")).status).toBe(0);
     expect(marker(b)).toMatchObject({ id: "o1", overlayroot: "disabled" });
     expect(child(findmnt(b.sysroot)!, join(b.sysroot, "etc"))!.fstype).toBe("overlay");
+  });
+});
+
+describe("a physical root mounted read-only by the initramfs (`ro` on the command line)", () => {
+  const roArena = () => {
+    const a = arena();
+    execFileSync("mount", ["-o", "remount,bind,ro", a.sysroot]);
+    expect(findmnt(a.sysroot)!.options).toMatch(/^ro,/);
+    return a;
+  };
+
+  it("is made read-write for the persistent /etc and /var", () => {
+    const a = roArena();
+    const r = boot(a, cmd(fx.c1!, "particle.verity=optional"));
+    expect(r.status, r.stderr).toBe(0);
+    expect(child(findmnt(a.sysroot)!, join(a.sysroot, "sysroot"))!.options).toMatch(/^rw,/);
+    writeFileSync(join(a.sysroot, "var/ro-test"), "ok");
+    rmSync(join(a.sysroot, "var/ro-test"));
+  });
+
+  it("stays read-only under overlayroot=tmpfs", () => {
+    const a = roArena();
+    const r = boot(a, cmd(fx.c1!, "particle.verity=optional overlayroot=tmpfs"));
+    expect(r.status, r.stderr).toBe(0);
+    expect(child(findmnt(a.sysroot)!, join(a.sysroot, "sysroot"))!.options).toMatch(/^ro,/);
+    writeFileSync(join(a.sysroot, "etc/x"), "volatile");
+  });
+});
+
+describe("overlayroot=device", () => {
+  it("puts the upper in overlay/ on the device, as Ubuntu does, and it persists", () => {
+    const a = arena();
+    const img = join(a.dir, "upper.img");
+    execFileSync("truncate", ["-s", "16M", img]);
+    execFileSync("mkfs.ext4", ["-q", "-F", img]);
+    const dev = execFileSync("losetup", ["--find", "--show", img], { encoding: "utf8" }).trim();
+    try {
+      const r = boot(a, cmd(fx.c1!, `particle.verity=off overlayroot=device:dev=${dev},fstype=ext4,timeout=5`));
+      expect(r.status, r.stderr).toBe(0);
+      expect(findmnt(a.sysroot)!.options).toContain("upperdir=");
+      writeFileSync(join(a.sysroot, "etc/on-device"), "kept");
+      expect(marker(a)).toMatchObject({ overlayroot: "device" });
+      dropArena(arenas.pop()!);
+      const check = mkdtempSync(join(tmpdir(), "particle-dev-check-"));
+      execFileSync("mount", ["-o", "ro", dev, check]);
+      try {
+        expect(readFileSync(join(check, "overlay/etc/on-device"), "utf8")).toBe("kept");
+        expect(existsSync(join(check, "overlay-workdir"))).toBe(true);
+      } finally {
+        execFileSync("umount", [check]);
+        rmSync(check, { recursive: true });
+      }
+    } finally {
+      execFileSync("losetup", ["-d", dev]);
+    }
   });
 });
 
