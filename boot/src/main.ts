@@ -22,6 +22,8 @@ import {
   withWritableSysroot,
   writableFor,
   writeBootedMarker,
+  waitForDevice,
+  DEVICE_TIMEOUT_S,
 } from "./steps.ts";
 import { verifyDeployment } from "../../runtime/src/mounts/index.ts";
 
@@ -50,6 +52,7 @@ function boot(argv: string[], log: Log): void {
     const overlayroot = chooseOverlayroot(args, root, sysroot, m.id);
     const writable = writableFor(overlayroot, sysroot, m.id);
     if (writable.kind === "persistent") ensureWritableSysroot(sysroot);
+    if (overlayroot.mode === "device") waitForDevice(overlayroot.dev, overlayroot.timeout ?? DEVICE_TIMEOUT_S);
     const newRoot = mountWritable(ws, root, writable);
     moveIntoPlace(sysroot, target, newRoot);
     moved = true;

@@ -144,6 +144,23 @@ export function writableFor(o: Overlayroot, sysroot: string, id: string): Writab
   return persistentWritable(sysroot, id);
 }
 
+/** Ubuntu's default when overlayroot=device gives no timeout=. */
+export const DEVICE_TIMEOUT_S = 180;
+const POLL_MS = 100;
+
+/**
+ * Waits for a block device node to appear (udev may still be creating it, as Ubuntu's
+ * overlayroot also allows for with timeout=). Polls: no inotify without spawning or more FFI.
+ */
+export function waitForDevice(dev: string, seconds: number): void {
+  const deadline = Date.now() + seconds * 1000;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(dev)) {
+    if (Date.now() >= deadline) throw new Error(`overlayroot=device: ${dev} did not appear within ${seconds} s`);
+    Atomics.wait(nap, 0, 0, POLL_MS);
+  }
+}
+
 /** Lays the writable parts over the read-only root; returns where the finished root is. */
 export function mountWritable(ws: string, root: string, w: Writable): string {
   if (w.kind === "persistent") mkdirSync(w.var, { recursive: true });

@@ -282,6 +282,14 @@ describe("refusals: non-zero exit, a message naming the cause, nothing left moun
     refused(a, boot(a, cmdline), msg);
   });
 
+  it("an overlayroot device that never appears", () => {
+    const a = arena();
+    const r = boot(a, cmd(fx.c1!, "particle.verity=off overlayroot=device:dev=/dev/particle-missing,timeout=1"));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/overlayroot=device: \/dev\/particle-missing did not appear within 1 s/);
+    expect(mountPointsUnder(a.dir)).toEqual([a.dir, a.sysroot]);
+  });
+
   it("a sysroot that is not a mount point cannot also be the target", () => {
     const a = arena();
     const r = runBoot(["--sysroot", phys, "--cmdline", cmd(fx.e1!, "particle.verity=off"), "--run-dir", a.run]);
