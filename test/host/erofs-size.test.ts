@@ -1,0 +1,128 @@
+// Size and speed of composefs metadata images on a real tree, against what mkfs.erofs makes of the
+// same tree with each file empty and carrying the same two overlay xattrs.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync,
+  symlinkSync, writeFileSync, type BigIntStats,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { composefsTree, metacopyValue, redirectValue } from "../../runtime/src/composefs/encode.ts";
+import { writeErofs } from "../../runtime/src/erofs/writer.ts";
+import type { Inode, NodeKind } from "../../runtime/src/tree/model.ts";
+
+// A small real tree by default (the whole of /usr/share takes minutes to mirror on a loaded host);
+// EROFS_SIZE_TREE=/usr/lib measures a ~70k-inode tree.
+const SOURCE = process.env.EROFS_SIZE_TREE ?? "/usr/share/doc";
+const tmp = mkdtempSync(join(tmpdir(), "erofs-size-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const KINDS: Record<number, NodeKind> = {
+  0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chr", 0o060000: "blk", 0o010000: "fifo", 0o140000: "sock",
+};
+
+/** A plain scanner (no xattrs) so the test runs under Node; digests are made up from the path. */
+function scan(path: Buffer, links = new Map<bigint, Inode>()): Inode {
+  const st: BigIntStats = lstatSync(path, { bigint: true });
+  const kind = KINDS[Number(st.mode) & 0o170000]!;
+  if (kind !== "dir" && st.nlink > 1n && links.has(st.ino)) return links.get(st.ino)!;
+  const inode: Inode = {
+    kind,
+    perm: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    xattrs: [],
+    size: kind === "file" ? Number(st.size) : 0,
+  };
+  if (kind === "file") inode.data = { kind: "object", digest: createHash("sha256").update(path).digest("hex") };
+  if (kind === "symlink") inode.target = readlinkSync(path, { encoding: "buffer" }) as Buffer;
+  if (kind === "chr" || kind === "blk") Object.assign(inode, { rdevMajor: Number((st.rdev >> 8n) & 0xfffn), rdevMinor: Number(st.rdev & 0xffn) });
+  if (kind === "dir")
+    inode.entries = (readdirSync(path, { encoding: "buffer" }) as Buffer[])
+      .sort(Buffer.compare)
+      .map((name) => ({ name, inode: scan(Buffer.concat([path, Buffer.from("/"), name]), links) }));
+  if (kind !== "dir" && st.nlink > 1n) links.set(st.ino, inode);
+  return inode;
+}
+
+/** getfattr's path escaping, which `setfattr --restore` reads back. */
+const escapePath = (p: Buffer): string =>
+  [...p].map((c) => (c <= 0x20 || c >= 0x7f || c === 0x5c ? `\\${c.toString(8).padStart(3, "0")}` : String.fromCharCode(c))).join("");
+
+/** Writes the tree as mkcomposefs would see it: empty files with redirect + metacopy xattrs. */
+function materialize(root: Inode, at: Buffer): void {
+  const dump: string[] = [];
+  const placed = new Map<Inode, Buffer>();
+  const attrs = (p: Buffer, i: Inode) => {
+    lchownSync(p, i.uid, i.gid);
+    if (i.kind !== "symlink") chmodSync(p, i.perm);
+    lutimesSync(p, i.mtimeSec + i.mtimeNsec / 1e9, i.mtimeSec + i.mtimeNsec / 1e9);
+  };
+  const visit = (i: Inode, p: Buffer) => {
+    const first = placed.get(i);
+    if (first) return linkSync(first, p);
+    if (i.kind !== "dir") placed.set(i, p);
+    switch (i.kind) {
+      case "dir":
+        mkdirSync(p);
+        for (const e of i.entries ?? []) visit(e.inode, Buffer.concat([p, Buffer.from("/"), e.name]));
+        break;
+      case "file":
+        writeFileSync(p, "");
+        if (i.size > 0 && i.data?.kind === "object") {
+          const d = i.data.digest;
+          dump.push(`# file: ${escapePath(p)}\ntrusted.overlay.metacopy=0x${metacopyValue(d).toString("hex")}\ntrusted.overlay.redirect=0x${redirectValue(d).toString("hex")}\n`);
+        }
+        break;
+      case "symlink":
+        symlinkSync(i.target!, p);
+        break;
+      default:
+        execFileSync("mknod", [p.toString("latin1"), { chr: "c", blk: "b", fifo: "p", sock: "p" }[i.kind], ...(i.kind === "chr" || i.kind === "blk" ? [`${i.rdevMajor}`, `${i.rdevMinor}`] : [])]);
+    }
+    attrs(p, i);
+  };
+  visit(root, at);
+  const dumpFile = join(tmp, "xattrs.dump");
+  writeFileSync(dumpFile, dump.join("\n"));
+  execFileSync("setfattr", ["-h", `--restore=${dumpFile}`], { stdio: ["ignore", "ignore", "pipe"] });
+  // Directory times last: creating their entries changed them.
+  const fixDirs = (i: Inode, p: Buffer) => {
+    if (i.kind !== "dir") return;
+    for (const e of i.entries ?? []) fixDirs(e.inode, Buffer.concat([p, Buffer.from("/"), e.name]));
+    attrs(p, i);
+  };
+  fixDirs(root, at);
+}
+
+describe("composefs image size", () => {
+  it(`stays within 1.1x of mkfs.erofs on ${SOURCE}, and encodes quickly`, async () => {
+    const tree = scan(Buffer.from(SOURCE));
+    const t0 = performance.now();
+    const image = composefsTree(tree);
+    const ours = join(tmp, "ours.erofs");
+    const { bytes } = await writeErofs(image, ours, { mode: "metadata" });
+    const encodeMs = performance.now() - t0;
+    execFileSync("fsck.erofs", [ours]);
+
+    const mirror = Buffer.from(join(tmp, "mirror"));
+    materialize(tree, mirror);
+    const theirs = join(tmp, "mkfs.erofs");
+    execFileSync("mkfs.erofs", ["--quiet", theirs, mirror.toString()]);
+    const mkfsBytes = statSync(theirs).size;
+    const ratio = bytes / mkfsBytes;
+    const files = [...new Set(walkInodes(tree))].length;
+    console.log(`erofs size: ${SOURCE}: ${files} inodes, ours ${bytes} B, mkfs.erofs ${mkfsBytes} B, ratio ${ratio.toFixed(3)}, encode ${encodeMs.toFixed(0)} ms (Node)`);
+    expect(ratio).toBeLessThanOrEqual(1.1);
+    expect(encodeMs).toBeLessThan(15_000); // generous: shared, loaded CI hosts
+  }, 900_000);
+});
+
+function* walkInodes(i: Inode): Generator<Inode> {
+  yield i;
+  for (const e of i.entries ?? []) yield* walkInodes(e.inode);
+}
