@@ -20,7 +20,7 @@ import {
 } from "../../runtime/src/mounts/index.ts";
 import { deployDir, imagePath, storeLayout } from "../../runtime/src/store/layout.ts";
 import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
-import { mount, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REMOUNT } from "../../runtime/src/system/libc.ts";
+import { mount, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REMOUNT } from "../../runtime/src/system/libc.ts";
 import type { BootArgs } from "./cmdline.ts";
 import { BOOTED_MARKER, BootedMarker } from "./marker.ts";
 import { parseOverlayrootConf, resolveOverlayroot, type Overlayroot } from "./overlayroot.ts";
@@ -177,7 +177,22 @@ export function moveIntoPlace(sysroot: string, target: string, newRoot: string):
   }
   const parent = mountContaining(entries, dirname(sysroot));
   if (!parent) throw new Error(`no mount holds ${dirname(sysroot)}`);
-  executePlan(planMoveIntoPlace({ sysroot, target, newRoot, sysrootParentMount: parent.mountPoint }));
+  try {
+    executePlan(planMoveIntoPlace({ sysroot, target, newRoot, sysrootParentMount: parent.mountPoint }));
+  } catch (e) {
+    // If the physical root already went under the new root, bring it back before the caller
+    // tears the work area down: the emergency shell should find it at the sysroot again.
+    const inner = join(newRoot, "sysroot");
+    const now = mountinfo();
+    if (target === sysroot && now.some((m) => m.mountPoint === inner) && !now.some((m) => m.mountPoint === sysroot)) {
+      try {
+        mount(inner, sysroot, null, MS_MOVE, null);
+      } catch {
+        /* nothing more to try; the original error says what went wrong */
+      }
+    }
+    throw e;
+  }
 }
 
 export function writeBootedMarker(runDir: string, marker: BootedMarker): string {

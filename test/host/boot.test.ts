@@ -21,6 +21,7 @@ beforeAll(() => {
   fx.q1 = stageFixture(phys, "q1", "squashfs");
   fx.o1 = stageFixture(phys, "o1", "composefs", [...DEFAULT_TREE, { path: "etc/overlayroot.conf", content: '# test\noverlayroot="tmpfs:swap=1,recurse=0"\n' }]);
   fx.t1 = stageFixture(phys, "t1", "erofs", [...DEFAULT_TREE, { path: "etc/tampered", content: "x" }]);
+  fx.n1 = stageFixture(phys, "n1", "erofs", DEFAULT_TREE.filter((f) => f.path !== "sysroot"));
   // Flip one byte of t1's image: its name (and deployment.json) still claim the old digest.
   const fd = openSync(fx.t1.image, "r+");
   writeSync(fd, Buffer.from([0x5a]), 0, 1, 2000);
@@ -280,6 +281,12 @@ describe("refusals: non-zero exit, a message naming the cause, nothing left moun
   ])("%s", (_, cmdline, msg) => {
     const a = arena();
     refused(a, boot(a, cmdline), msg);
+  });
+
+  it("an image without a /sysroot directory (the physical root has nowhere to go)", () => {
+    const a = arena();
+    refused(a, boot(a, cmd(fx.n1!, "particle.verity=off")), /mount point .*\/sysroot does not exist \(the deployment's tree must contain this directory\)/);
+    expect(existsSync(join(a.sysroot, "particle/deploy/n1/deployment.json"))).toBe(true);
   });
 
   it("an overlayroot device that never appears", () => {
