@@ -103,6 +103,18 @@ function expectMountMatches(mnt: string, root: Inode, opts: Expect): void {
   expect(checked).toBeGreaterThan(700);
 }
 
+/** mount(2) with the image file itself as source: the kernel's file-backed EROFS mount (>= 6.12), no loop device. */
+function mountFileBacked(img: string, target: string): string {
+  mkdirSync(target, { recursive: true });
+  const py = "import ctypes,os,sys\nlibc=ctypes.CDLL('libc.so.6',use_errno=True)\n" +
+    "r=libc.mount(sys.argv[1].encode(),sys.argv[2].encode(),b'erofs',1,None)\n" +
+    "sys.exit(os.strerror(ctypes.get_errno()) if r else 0)";
+  run("python3", ["-c", py, img, target]);
+  mounts.push(target);
+  expect(run("findmnt", ["-n", "-o", "SOURCE", target]).trim()).toBe(img);
+  return target;
+}
+
 function fsck(img: string): void {
   run("fsck.erofs", [img]);
 }
@@ -116,6 +128,7 @@ describe("erofs images under the kernel", () => {
     run("fsck.erofs", [`--extract=${join(tmp, "extracted")}`, img]);
     const mnt = mount(["-t", "erofs", "-o", "loop,ro", img], join(tmp, "full"));
     expectMountMatches(mnt, root, { content: true });
+    expectMountMatches(mountFileBacked(img, join(tmp, "full-file-backed")), root, { content: true });
   });
 
   it("metadata mode: passes fsck.erofs, mounts, files report their real size (> 4 GiB too)", async () => {
@@ -128,6 +141,8 @@ describe("erofs images under the kernel", () => {
     const mnt = mount(["-t", "erofs", "-o", "loop,ro", img], join(tmp, "meta"));
     expectMountMatches(mnt, root, { content: false });
     expect(statSync(join(mnt, "zz-huge")).size).toBe(5 * 2 ** 30 + 1);
+    const fb = mountFileBacked(img, join(tmp, "meta-file-backed"));
+    expectMountMatches(fb, root, { content: false });
   });
 
   it("full mode stores a sparse 5 GiB file's holes as null chunks", async () => {
