@@ -6,13 +6,15 @@ import { join } from "node:path";
 import type { RootFormat } from "../manifest.ts";
 import { run } from "../system/exec.ts";
 import { MNT_DETACH, mount, umount, syncfsPath } from "../system/libc.ts";
+import { checkSpace } from "../deployments/space.ts";
+import { copyToVfat, treeSize } from "./vfat.ts";
 import { writeFileAtomic } from "../system/atomic.ts";
 import { findSystemdBootEfi, installSystemdBoot } from "../bootloader/systemd-boot.ts";
 import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
 import { readManifests } from "../deployments/read.ts";
 import { upperDir } from "../deployments/etc-carry.ts";
 import { withDeploymentMounted } from "../deployments/mounted.ts";
-import { minimumDiskBytes, sizeError } from "./disk.ts";
+import { ESP_SIZE, minimumDiskBytes, sizeError } from "./disk.ts";
 import { assertNotInUse, inspectTarget, makeFilesystems, partition } from "./block.ts";
 import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
 import { stageInto } from "./stage-hook.ts";
@@ -20,6 +22,8 @@ import { buildInitramfs, pickKernel } from "./initramfs.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
 
 export const DEFAULT_SIZE = 8 * 1024 ** 3;
+/** What a fresh FAT32 ESP of ESP_SIZE holds, give or take: FATs and reserved sectors take ~1%. */
+const ESP_USABLE = Math.floor(ESP_SIZE * 0.98);
 export const HOST_SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
 export interface InstallOptions {
@@ -84,13 +88,12 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     const { espUuid, rootUuid } = await makeFilesystems(disk);
 
     const root = join(work, "root");
+    // The ESP is assembled here and copied onto the vfat partition with mtools at the end.
     const esp = join(work, "esp");
     mkdirSync(root);
     mkdirSync(esp);
     mount(disk.root, root, "ext4", 0, null);
     undo.push(() => umount(root, MNT_DETACH));
-    mount(disk.esp, esp, "vfat", 0, "umask=0077,shortname=winnt");
-    undo.push(() => umount(esp, MNT_DETACH));
 
     o.log(`staging ${o.source}`);
     const staged = await stageInto(root, o.source, o.format, o.version, o.log);
@@ -110,7 +113,9 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       copyFileSync(k.path, kernelCopy);
       if (o.initramfs) copyFileSync(o.initramfs, initrdCopy);
       else await buildInitramfs(tree, k.kver, initrdCopy, o.log);
-      efi = findSystemdBootEfi([tree]);
+      // Copied out: the tree is unmounted when this callback returns.
+      const inTree = findSystemdBootEfi([tree]);
+      if (inTree) copyFileSync(inTree, (efi = join(work, "systemd-bootx64.efi")));
       espWhere = espMountPoint(tree);
       return k.kver;
     }, o.log);
@@ -127,9 +132,13 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     writeFileAtomic(join(sysd, unit.name), unit.text);
     symlinkSync(`../${unit.name}`, join(sysd, "local-fs.target.wants", unit.name));
 
-    const entry = writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs });
+    const espBytes = statSync(kernelCopy).size + statSync(initrdCopy).size + treeSize(esp);
+    const full = checkSpace([{ what: `ESP ${disk.esp}`, needed: espBytes, free: ESP_USABLE }]);
+    if (full) throw full;
+    const entry = writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs, freeBytes: () => ESP_USABLE });
+    o.log(`writing the ESP (${(espBytes / 1048576).toFixed(1)} MiB)`);
+    await copyToVfat(esp, disk.esp);
     syncfsPath(root);
-    syncfsPath(esp);
     ok = true;
     return { target: o.target, deployment: staged.id, imageDigest: staged.imageDigest, rootUuid, espUuid, entry: entry.file, kernel: kver };
   } finally {
