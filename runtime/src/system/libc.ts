@@ -218,13 +218,16 @@ const ENXIO = 6;
  * or the filesystem cannot tell, the whole rest of the file counts as data.
  */
 export function nextDataRegion(fd: number, offset: number, size: number): [number, number] | null {
-  if (!isBun) return offset < size ? [offset, size] : null;
+  // Past the size the caller knows, there is nothing to read even if the file has grown since.
+  if (offset >= size) return null;
+  if (!isBun) return [offset, size];
   const { sym } = libc();
   const start = Number(sym.lseek(fd, BigInt(offset), SEEK_DATA));
   if (start < 0) {
     if (errno() === ENXIO) return null;
-    return offset < size ? [offset, size] : null;
+    return [offset, size];
   }
+  if (start >= size) return null;
   const end = Number(sym.lseek(fd, BigInt(start), SEEK_HOLE));
   return [start, end < 0 ? size : Math.min(end, size)];
 }
