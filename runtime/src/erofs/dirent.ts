@@ -1,7 +1,7 @@
 // Directory data: blocks of 12-byte dirents followed by their names. The first dirent's nameoff
 // tells readers how many dirents the block holds; names are not NUL-terminated, the last one ends
 // at the first NUL or at the end of the directory's data in that block. No dirent crosses a block.
-import { BLOCK_SIZE, DIRENT_SIZE } from "./format.ts";
+import { BLOCK_SIZE, DIRENT_SIZE, FILE_TYPE } from "./format.ts";
 
 export interface DirPlan {
   /** Number of dirents in each block, in order. */
@@ -29,23 +29,25 @@ export function planDir(names: readonly Buffer[]): DirPlan {
   return { perBlock, size: (perBlock.length - 1) * BLOCK_SIZE + used };
 }
 
-export interface DirItem {
+/** A directory entry as the layout holds it (structural, so this module needs no layout types). */
+export interface DirChild {
   name: Buffer;
-  nid: number;
-  type: number;
+  node: { nid: number; inode: { kind: keyof typeof FILE_TYPE } };
 }
 
-/** Writes one block's dirents and names at `off`. */
-export function writeDirBlock(buf: Buffer, off: number, items: readonly DirItem[]): void {
-  let nameoff = items.length * DIRENT_SIZE;
+/** Writes the dirents and names of children[from, to) as one block at `off`. */
+export function writeDirBlock(buf: Buffer, off: number, children: readonly DirChild[], from: number, to: number): void {
+  let nameoff = (to - from) * DIRENT_SIZE;
   let p = off;
-  for (const it of items) {
-    buf.writeUInt32LE(it.nid % 0x100000000, p);
-    buf.writeUInt32LE(Math.floor(it.nid / 0x100000000), p + 4);
+  for (let i = from; i < to; i++) {
+    const c = children[i]!;
+    const nid = c.node.nid;
+    buf.writeUInt32LE(nid % 0x100000000, p);
+    buf.writeUInt32LE(Math.floor(nid / 0x100000000), p + 4);
     buf.writeUInt16LE(nameoff, p + 8);
-    buf[p + 10] = it.type;
+    buf[p + 10] = FILE_TYPE[c.node.inode.kind];
     p += DIRENT_SIZE;
-    it.name.copy(buf, off + nameoff);
-    nameoff += it.name.length;
+    c.name.copy(buf, off + nameoff);
+    nameoff += c.name.length;
   }
 }

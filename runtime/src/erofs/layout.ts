@@ -128,17 +128,15 @@ export function collect(root: Inode): Node[] {
 
 /** The most common mtime, so that as many inodes as possible can use the compact form; ties go to the earliest. */
 export function buildTime(nodes: readonly Node[]): { sec: number; nsec: number } {
-  const counts = new Map<number, Map<number, number>>();
+  // Sorting and counting runs allocates nothing per distinct time, unlike a map of maps.
+  const times = nodes.map((n) => n.inode).sort((a, b) => a.mtimeSec - b.mtimeSec || a.mtimeNsec - b.mtimeNsec);
   let best = { sec: 0, nsec: 0, n: 0 };
-  for (const { inode } of nodes) {
-    let m = counts.get(inode.mtimeSec);
-    if (!m) counts.set(inode.mtimeSec, (m = new Map()));
-    const n = (m.get(inode.mtimeNsec) ?? 0) + 1;
-    m.set(inode.mtimeNsec, n);
-    const better =
-      n > best.n ||
-      (n === best.n && (inode.mtimeSec < best.sec || (inode.mtimeSec === best.sec && inode.mtimeNsec < best.nsec)));
-    if (better) best = { sec: inode.mtimeSec, nsec: inode.mtimeNsec, n };
+  for (let i = 0; i < times.length; ) {
+    const t = times[i]!;
+    let j = i + 1;
+    while (j < times.length && times[j]!.mtimeSec === t.mtimeSec && times[j]!.mtimeNsec === t.mtimeNsec) j++;
+    if (j - i > best.n) best = { sec: t.mtimeSec, nsec: t.mtimeNsec, n: j - i };
+    i = j;
   }
   return { sec: best.sec, nsec: best.nsec };
 }

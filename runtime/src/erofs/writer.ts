@@ -8,12 +8,11 @@
 // tree's most common mtime, zero UUID.
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { Inode } from "../tree/model.ts";
-import { writeDirBlock, type DirItem } from "./dirent.ts";
+import { writeDirBlock } from "./dirent.ts";
 import { BlockWriter, writeFileData } from "./data.ts";
 import {
   BLOCK_BITS,
   BLOCK_SIZE,
-  FILE_TYPE,
   INCOMPAT_CHUNKED_FILE,
   INODE_SLOT,
   LAYOUT_CHUNK_BASED,
@@ -247,13 +246,8 @@ function writeDir(buf: Buffer, n: Node, tailAt: number, metaBase: number): void 
   const perBlock = n.dirPlan!.perBlock;
   let k = 0;
   for (let b = 0; b < perBlock.length; b++) {
-    const items: DirItem[] = [];
-    for (let j = 0; j < perBlock[b]!; j++, k++) {
-      const c = n.children[k]!;
-      items.push({ name: c.name, nid: c.node.nid, type: FILE_TYPE[c.node.inode.kind] });
-    }
     const inlineTail = n.layout === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
-    writeDirBlock(buf, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, items);
+    writeDirBlock(buf, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, n.children, k, k + perBlock[b]!);
+    k += perBlock[b]!;
   }
 }
-

@@ -91,6 +91,8 @@ export function prepareXattrs(xattrs: readonly Xattr[]): XattrEntry[] {
   return sorted.map(xattrEntry);
 }
 
+const NONE: number[] = [];
+
 /** The h_shared_count field is a u8. */
 const MAX_SHARED_PER_INODE = 255;
 
@@ -150,7 +152,7 @@ export class SharedXattrTable {
 
   /** Splits an inode's xattrs into shared ids and inline entries. */
   split(xs: XattrEntry[]): { shared: number[]; inline: XattrEntry[] } {
-    if (this.ids.size === 0) return { shared: [], inline: xs };
+    if (this.ids.size === 0) return { shared: NONE, inline: xs };
     const shared: number[] = [];
     const inline: XattrEntry[] = [];
     for (const e of xs) {
