@@ -10,6 +10,7 @@ import { particleEntries, readEntries } from "../../runtime/src/bootloader/entri
 import { installBootFile, listBootDirs, removeStaleTemps, sha256OfFile } from "../../runtime/src/bootloader/esp.ts";
 import { installSystemdBoot } from "../../runtime/src/bootloader/systemd-boot.ts";
 import { getKey } from "../../runtime/src/bls/entry.ts";
+import { precheckEsp } from "../../runtime/src/deployments/make-bootable.ts";
 import type { Manifest } from "../../runtime/src/manifest.ts";
 
 const manifest = (id: string, version = "13"): Manifest => ({
@@ -68,6 +69,15 @@ describe("ESP store", () => {
     expect(() => writeDeploymentEntry({ esp, manifest: manifest("1"), rootUuid: "u", kernel: file("k", 1), initrd: big, freeBytes: () => 1_000_000 }))
       .toThrow(/ESP .* needs 3\.0 MiB .* but only 1\.0 MiB is free \(3100000 bytes needed, 1000000 free\)/);
     expect(allFiles(esp)).toEqual([]);
+  });
+});
+
+describe("ESP check before staging on a running system", () => {
+  it("estimates from the booted entry's files and fails with the numbers", () => {
+    writeDeploymentEntry({ esp, manifest: manifest("1"), rootUuid: "u", kernel: file("k", 1, 300_000), initrd: file("i", 2, 700_000) });
+    expect(precheckEsp(esp, "1")).toBeUndefined();
+    expect(precheckEsp(esp, "1", 1)).toBeUndefined();
+    expect(precheckEsp(esp, undefined, 1e15)?.message).toMatch(/needs 953674316\.4 MiB/);
   });
 });
 

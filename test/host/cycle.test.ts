@@ -116,6 +116,10 @@ describe("the update cycle", () => {
     const r = JSON.parse(particleOk(["rollback", "--json", ...booted(B)]));
     expect(r).toMatchObject({ target: A, from: B, why: "rollback" });
     expect(roles(status(B))).toEqual([B, A, null, []]);
+    // Going back to an older deployment does not hand it the newer /etc.
+    const aUpper = join(sysroot, "particle/deploy", A, "etc/upper/hostname");
+    expect(particle(["finalize", ...booted(B)]).stderr).toMatch(/deployment 1 is older than the booted 2 \(a rollback\): its \/etc is left as it was/);
+    expect(readFileSync(aUpper, "utf8")).toBe("edited-locally\n");
     particleOk(["rollback", ...booted(B)]);
     expect(roles(status(B))).toEqual([B, null, A, []]);
   });

@@ -6,6 +6,7 @@ import { renderStatus } from "../../runtime/src/deployments/render-status.ts";
 import { loadEntry, type LoadedEntry } from "../../runtime/src/bootloader/entries.ts";
 import { sortEntries } from "../../runtime/src/bls/order.ts";
 import { extraArgsOf, rootUuidOf } from "../../runtime/src/deployments/make-bootable.ts";
+import { isUpdate } from "../../runtime/src/commands/finalize.ts";
 import type { Manifest } from "../../runtime/src/manifest.ts";
 
 const dig = (c: string) => c.repeat(64);
@@ -76,6 +77,14 @@ describe("rollback plan", () => {
   it("refuses with a single deployment", () => {
     expect(() => planRollback(status([entry("particle-13-1.conf", "1", 1)], "1", ["1"]))).toThrow(/no other deployment/);
   });
+});
+
+describe("finalize carries /etc only forward", () => {
+  it.each([
+    ["2026-11-25T10:00:00.000Z", "2026-11-26T10:00:00.000Z", true],
+    ["2026-11-26T10:00:00.000Z", "2026-11-25T10:00:00.000Z", false],
+    ["2026-11-26T10:00:00.000Z", "2026-11-26T10:00:00.000Z", false],
+  ])("booted %s, staged %s → %s", (b, st, want) => expect(isUpdate({ created: b }, { created: st })).toBe(want));
 });
 
 describe("booted deployment and entry options", () => {

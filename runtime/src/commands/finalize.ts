@@ -3,6 +3,7 @@
 // stderr goes to the journal; a "<4>" prefix makes a line a warning there.
 import { join } from "node:path";
 import { readStatus } from "../deployments/read.ts";
+import type { DeploymentStatus } from "../deployments/status.ts";
 import { carryOverEtc } from "../deployments/etc-carry.ts";
 import { withDeploymentMounted } from "../deployments/mounted.ts";
 import { resolveWhere } from "../deployments/where.ts";
@@ -13,6 +14,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 const journal = !!process.env.JOURNAL_STREAM;
 const say = (level: 4 | 6, m: string) => process.stderr.write(`${journal ? `<${level}>` : ""}particle finalize: ${m}\n`);
 
+/**
+ * Only an update receives the booted /etc: a rollback target keeps the /etc it had, as ostree does
+ * (carrying the newer /etc back could hand an old image configuration it does not understand).
+ */
+export function isUpdate(booted: Pick<DeploymentStatus, "created">, staged: Pick<DeploymentStatus, "created">): boolean {
+  return staged.created > booted.created;
+}
+
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
   const host = readStatus(w);
@@ -20,6 +29,10 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   const staged = host.status.staged;
   if (!booted || !staged) {
     say(6, booted ? "nothing staged" : "not booted from a particle deployment; nothing to do");
+    return;
+  }
+  if (!isUpdate(booted, staged)) {
+    say(6, `deployment ${staged.id} is older than the booted ${booted.id} (a rollback): its /etc is left as it was`);
     return;
   }
   const l = storeLayout(w.sysroot);

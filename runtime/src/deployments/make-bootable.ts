@@ -1,7 +1,7 @@
 // After staging on a running system: build the new deployment's initramfs from its own kernel,
 // carry /etc over from the booted deployment (again at shutdown by particle-finalize), then write
 // its entry, which makes it the default. For `particle stage` (and the QEMU cycle).
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { getArg, splitCmdline, argKey } from "../bls/kargs.ts";
@@ -11,6 +11,7 @@ import { buildInitramfs, pickKernel } from "../install/initramfs.ts";
 import { carryOverEtc } from "./etc-carry.ts";
 import { readManifests } from "./read.ts";
 import { withDeploymentMounted } from "./mounted.ts";
+import { checkSpace, freeBytes } from "./space.ts";
 
 /** Arguments particle sets itself; the rest of the booted entry's options carry over. */
 const OWN_ARGS = new Set(["root", "rw", "ro", "particle.deploy", "particle.image"].map(argKey));
@@ -23,6 +24,20 @@ export function extraArgsOf(options: string): string[] {
 export function rootUuidOf(options: string): string | undefined {
   const root = getArg(splitCmdline(options), "root");
   return root?.startsWith("UUID=") ? root.slice(5) : undefined;
+}
+
+/**
+ * Before staging on a running system: is there room on the ESP for one more kernel and initramfs?
+ * The new ones are not built yet, so the booted entry's files (or `fallback` bytes) are the
+ * estimate. Returns the error (with the numbers) or undefined.
+ */
+export function precheckEsp(esp: string, bootedId: string | undefined, fallback = 128 * 1024 * 1024): Error | undefined {
+  const e = bootedId ? particleEntries(readEntries(esp)).find((x) => x.deployId === bootedId) : undefined;
+  let needed = 0;
+  for (const p of e ? [e.linux, ...e.initrd] : []) {
+    try { if (p) needed += statSync(join(esp, p)).size; } catch { /* estimate from the rest */ }
+  }
+  return checkSpace([{ what: `ESP ${esp} (kernel and initramfs of the new deployment, estimated from the booted one)`, needed: needed || fallback, free: freeBytes(esp) }]);
 }
 
 export interface MakeBootableOptions {
