@@ -16,6 +16,8 @@ export interface DeploymentEntryInput {
   kernel: string;
   initrd: string;
   extraArgs?: readonly string[];
+  /** Free bytes on the ESP; default statfs of `esp` (install assembles the ESP in a directory). */
+  freeBytes?: () => number;
 }
 
 export function writeDeploymentEntry(i: DeploymentEntryInput): { file: string; linux: string; initrd: string } {
@@ -23,7 +25,7 @@ export function writeDeploymentEntry(i: DeploymentEntryInput): { file: string; l
     { path: i.kernel, digest: sha256OfFile(i.kernel), name: "vmlinuz" as const },
     { path: i.initrd, digest: sha256OfFile(i.initrd), name: "initrd.img" as const },
   ];
-  const err = checkSpace([{ what: `ESP ${i.esp} (kernel and initramfs of deployment ${i.manifest.id})`, needed: bytesToInstall(i.esp, files), free: freeBytes(i.esp) }]);
+  const err = checkSpace([{ what: `ESP ${i.esp} (kernel and initramfs of deployment ${i.manifest.id})`, needed: bytesToInstall(i.esp, files), free: (i.freeBytes ?? (() => freeBytes(i.esp)))() }]);
   if (err) throw err;
   const [linux, initrd] = files.map((f) => installBootFile(i.esp, f.path, f.name, f.digest)) as [string, string];
   const ours = particleEntries(readEntries(i.esp));
