@@ -206,6 +206,22 @@ describe("erofs writer", () => {
     expect(bytes.length).toBe(BLOCK_SIZE); // everything fits in the superblock's block
   });
 
+  it("fills the gaps that inline tails leave at block ends with later inodes", async () => {
+    const entries: [string, Inode][] = [];
+    // Two 2100-byte tails never share a block; each leaves ~1960 bytes that a 1500-byte tail fits.
+    for (let i = 0; i < 200; i++) entries.push([`a${String(i).padStart(3, "0")}`, file(noise(2100, i + 1))]);
+    for (let i = 0; i < 200; i++) entries.push([`b${String(i).padStart(3, "0")}`, file(noise(1500, i + 1000))]);
+    const root = dir(entries);
+    const { img } = await build(root, "full");
+    expect(img.sb.blocks).toBeLessThanOrEqual(205);
+    for (const [name, inode] of entries) {
+      const f = img.lookup(name);
+      expect(f.layout).toBe(2);
+      expect(Math.floor(f.offset / BLOCK_SIZE)).toBe(Math.floor((f.offset + f.headerSize + f.size - 1) / BLOCK_SIZE));
+      expect(img.data(f).equals(Buffer.from((inode.data as { bytes: Uint8Array }).bytes))).toBe(true);
+    }
+  });
+
   it("rejects names and trees it cannot represent", async () => {
     const bad = async (name: string | Buffer) => build(dir([[name, file(Buffer.alloc(0))]]));
     await expect(bad("a/b")).rejects.toThrow(/invalid file name/);

@@ -173,19 +173,47 @@ function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
   }
 }
 
+/** How many of the most recent gaps are tried before appending: keeps placement linear. */
+const GAPS_TRIED = 32;
+
+/**
+ * Inode placement in nid order, appending; an inline tail must sit in the same block as its inode,
+ * so an inline inode that does not fit the rest of a block starts the next one. The gap it leaves
+ * is filled by later inodes that fit (first fit among recent gaps), as mkfs.erofs does, which
+ * matters in full images where tails are large.
+ */
+function placer(start: number): (size: number, inline: boolean) => number {
+  let off = start;
+  const gaps: { at: number; end: number }[] = [];
+  return (size, inline) => {
+    for (let g = gaps.length - 1; g >= Math.max(0, gaps.length - GAPS_TRIED); g--) {
+      const gap = gaps[g]!;
+      if (size === 0 || gap.end - gap.at < size) continue;
+      const at = gap.at;
+      gap.at = alignUp(at + size, INODE_SLOT);
+      if (gap.end - gap.at < INODE_SLOT) gaps.splice(g, 1);
+      return at;
+    }
+    off = alignUp(off, INODE_SLOT);
+    if (inline && (off % BLOCK_SIZE) + size > BLOCK_SIZE) {
+      const next = alignUp(off, BLOCK_SIZE);
+      if (next - off >= INODE_SLOT) gaps.push({ at: off, end: next });
+      off = next;
+    }
+    const at = off;
+    off += size;
+    return at;
+  };
+}
+
 function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number) {
   const metaBase = metaBlk * BLOCK_SIZE;
-  // Place inodes; an inline tail must sit in the same block as its inode.
-  let off = metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE;
+  const place = placer(metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE);
   for (const n of nodes) {
-    off = alignUp(off, INODE_SLOT);
-    const total = inodeSize(n.extended) + n.ibody + n.tailLen;
-    if (n.layout === LAYOUT_FLAT_INLINE && (off % BLOCK_SIZE) + total > BLOCK_SIZE) off = alignUp(off, BLOCK_SIZE);
-    n.offset = off;
-    n.nid = (off - metaBase) / INODE_SLOT;
-    off += total;
+    n.offset = place(inodeSize(n.extended) + n.ibody + n.tailLen, n.layout === LAYOUT_FLAT_INLINE);
+    n.nid = (n.offset - metaBase) / INODE_SLOT;
   }
-  let block = alignUp(off, BLOCK_SIZE) / BLOCK_SIZE;
+  let block = alignUp(place(0, false), BLOCK_SIZE) / BLOCK_SIZE;
   const xattrBlk = sharedArea.length > 0 ? block : 0;
   block += alignUp(sharedArea.length, BLOCK_SIZE) / BLOCK_SIZE;
   for (const n of nodes) {
