@@ -173,32 +173,32 @@ function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
   }
 }
 
-/** How many of the most recent gaps are tried before appending: keeps placement linear. */
-const GAPS_TRIED = 32;
-
 /**
  * Inode placement in nid order, appending; an inline tail must sit in the same block as its inode,
  * so an inline inode that does not fit the rest of a block starts the next one. The gap it leaves
- * is filled by later inodes that fit (first fit among recent gaps), as mkfs.erofs does, which
- * matters in full images where tails are large.
+ * is filled by later inodes (best fit, as mkfs.erofs does), which matters in full images where
+ * tails are large. Gaps are bucketed by free 32-byte slots, so placement stays linear.
  */
 function placer(start: number): (size: number, inline: boolean) => number {
+  const SLOTS = BLOCK_SIZE / INODE_SLOT;
   let off = start;
-  const gaps: { at: number; end: number }[] = [];
+  const buckets: number[][] = Array.from({ length: SLOTS }, () => []);
+  const addGap = (at: number) => {
+    const free = (alignUp(at + 1, BLOCK_SIZE) - at) / INODE_SLOT;
+    if (free > 0 && free < SLOTS) buckets[free]!.push(at);
+  };
   return (size, inline) => {
-    for (let g = gaps.length - 1; g >= Math.max(0, gaps.length - GAPS_TRIED); g--) {
-      const gap = gaps[g]!;
-      if (size === 0 || gap.end - gap.at < size) continue;
-      const at = gap.at;
-      gap.at = alignUp(at + size, INODE_SLOT);
-      if (gap.end - gap.at < INODE_SLOT) gaps.splice(g, 1);
-      return at;
-    }
+    if (size > 0)
+      for (let free = Math.ceil(size / INODE_SLOT); free < SLOTS; free++) {
+        const at = buckets[free]!.pop();
+        if (at === undefined) continue;
+        addGap(alignUp(at + size, INODE_SLOT));
+        return at;
+      }
     off = alignUp(off, INODE_SLOT);
     if (inline && (off % BLOCK_SIZE) + size > BLOCK_SIZE) {
-      const next = alignUp(off, BLOCK_SIZE);
-      if (next - off >= INODE_SLOT) gaps.push({ at: off, end: next });
-      off = next;
+      addGap(off);
+      off = alignUp(off, BLOCK_SIZE);
     }
     const at = off;
     off += size;
