@@ -1,6 +1,6 @@
 // `particle install --to-disk`: the order of steps. Each step lives in its own module; this file
 // only sequences them and undoes mounts and loop devices on every path out.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RootFormat } from "../manifest.ts";
@@ -145,7 +145,9 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     for (const u of undo.reverse()) {
       try { await u(); } catch (e) { o.log(`warning: cleanup: ${(e as Error).message}`); }
     }
-    rmSync(work, { recursive: true, force: true });
+    // Never recurse into a mount that could not be undone: that would be the new root's contents.
+    if (readFileSync("/proc/self/mountinfo", "utf8").includes(` ${work}/`)) o.log(`warning: ${work} still has mounts; left in place`);
+    else rmSync(work, { recursive: true, force: true });
     if (!ok && created) rmSync(o.target, { force: true });
   }
 }
