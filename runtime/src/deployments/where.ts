@@ -17,3 +17,14 @@ export function requireEsp(w: Where): string {
   if (!w.esp) throw new Error("no ESP found (looked for loader/ under /efi, /boot/efi, /boot); pass --esp DIR");
   return w.esp;
 }
+
+/**
+ * For `particle stage`: where to write the new deployment's boot entry, if anywhere. Only with
+ * --esp, or on a system booted from particle (then its ESP and booted deployment); never the ESP of
+ * a host that merely has one, which staging into a test sysroot must not touch.
+ */
+export function stageBootTarget(opts: Record<string, any>): { sysroot: string; esp: string; bootedId?: string } | undefined {
+  const w = resolveWhere(opts);
+  if (opts.esp === undefined && !w.bootedId) return undefined;
+  return { sysroot: w.sysroot, esp: requireEsp(w), bootedId: w.bootedId };
+}
