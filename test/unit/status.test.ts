@@ -7,6 +7,7 @@ import { loadEntry, type LoadedEntry } from "../../runtime/src/bootloader/entrie
 import { sortEntries } from "../../runtime/src/bls/order.ts";
 import { extraArgsOf, rootUuidOf } from "../../runtime/src/deployments/make-bootable.ts";
 import { isUpdate } from "../../runtime/src/commands/finalize.ts";
+import { stageBootTarget } from "../../runtime/src/deployments/where.ts";
 import type { Manifest } from "../../runtime/src/manifest.ts";
 
 const dig = (c: string) => c.repeat(64);
@@ -85,6 +86,14 @@ describe("finalize carries /etc only forward", () => {
     ["2026-11-26T10:00:00.000Z", "2026-11-25T10:00:00.000Z", false],
     ["2026-11-26T10:00:00.000Z", "2026-11-26T10:00:00.000Z", false],
   ])("booted %s, staged %s → %s", (b, st, want) => expect(isUpdate({ created: b }, { created: st })).toBe(want));
+});
+
+describe("where stage writes boot entries", () => {
+  it.each([
+    ["a host, no --esp: nowhere", { sysroot: "/s", cmdline: "root=/dev/sda1" }, undefined],
+    ["--esp given", { sysroot: "/s", esp: "/e", cmdline: "" }, { sysroot: "/s", esp: "/e", bootedId: undefined }],
+    ["booted from particle, --esp given", { sysroot: "/s", esp: "/e", cmdline: "particle.deploy=4" }, { sysroot: "/s", esp: "/e", bootedId: "4" }],
+  ])("%s", (_n, opts, want) => expect(stageBootTarget(opts)).toEqual(want));
 });
 
 describe("booted deployment and entry options", () => {
