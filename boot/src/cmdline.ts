@@ -9,7 +9,8 @@
 import * as z from "zod/mini";
 import { DeploymentId, Sha256Hex } from "../../runtime/src/manifest.ts";
 import { VerityMode } from "../../runtime/src/mounts/plan.ts";
-import { Overlayroot, parseOverlayroot } from "./overlayroot.ts";
+import { overlayrootSchema, parseOverlayroot, type Overlayroot } from "./overlayroot.ts";
+import { lazySchema } from "../../runtime/src/mounts/lazy-schema.ts";
 
 export function splitCmdline(text: string): string[] {
   const out: string[] = [];
@@ -41,7 +42,9 @@ export function splitArg(arg: string): { key: string; value: string | undefined 
   return { key: a.slice(0, eq), value: unquote(a.slice(eq + 1)) };
 }
 
-export const BootArgs = z.object({
+// The type of the plan. parseCmdline validates each field with its own schema, to name the
+// argument in the error, so particle-boot never builds this one (see lazy-schema.ts).
+export const bootArgsSchema = lazySchema(() => z.object({
   /** particle.deploy=<id>: the deployment directory under particle/deploy/. */
   deploy: DeploymentId,
   /** particle.image=<sha256 hex>: fs-verity digest of the image (sha256 for squashfs), pinned by the boot entry. */
@@ -49,9 +52,9 @@ export const BootArgs = z.object({
   /** particle.verity=: absent means require where the filesystem supports fs-verity. */
   verity: z.optional(VerityMode),
   /** overlayroot= on the command line (it wins over /etc/overlayroot.conf). */
-  overlayroot: z.optional(Overlayroot),
-});
-export type BootArgs = z.infer<typeof BootArgs>;
+  overlayroot: z.optional(overlayrootSchema()),
+}));
+export type BootArgs = z.infer<ReturnType<typeof bootArgsSchema>>;
 
 const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity"] as const;
 
@@ -87,10 +90,12 @@ export function parseCmdline(text: string): BootArgs {
     if (!r.success) throw new Error(`${key}=${v}: invalid, expected ${what}`);
     return r.data;
   };
-  return BootArgs.parse({
-    deploy: field("particle.deploy", DeploymentId, "a deployment id such as 1 or 2-ab12", true),
-    image: field("particle.image", Sha256Hex, "the image's sha256 digest, 64 lowercase hex digits", true),
-    verity: field("particle.verity", VerityMode, "require, optional or off", false),
-    overlayroot,
-  });
+  const plan: BootArgs = {
+    deploy: field("particle.deploy", DeploymentId, "a deployment id such as 1 or 2-ab12", true) as string,
+    image: field("particle.image", Sha256Hex, "the image's sha256 digest, 64 lowercase hex digits", true) as string,
+  };
+  const verity = field("particle.verity", VerityMode, "require, optional or off", false) as BootArgs["verity"];
+  if (verity) plan.verity = verity;
+  if (overlayroot) plan.overlayroot = overlayroot;
+  return plan;
 }

@@ -1,12 +1,15 @@
 // /run/particle-booted: what particle-boot mounted, for `particle status` and for tests. Its
 // presence also tells the running system that it was booted as a Particle-OS deployment.
 import * as z from "zod/mini";
+import { lazySchema } from "../../runtime/src/mounts/lazy-schema.ts";
 import { DeploymentId, RootFormat, Sha256Hex } from "../../runtime/src/manifest.ts";
 import { OverlayVerity, VerityMode } from "../../runtime/src/mounts/plan.ts";
 
 export const BOOTED_MARKER = "particle-booted";
 
-export const BootedMarker = z.object({
+// particle-boot writes it from typed values and never builds the schema (see lazy-schema.ts);
+// readers such as `particle status` validate with bootedMarkerSchema().parse(…).
+export const bootedMarkerSchema = lazySchema(() => z.object({
   schema: z.literal(1),
   id: DeploymentId,
   imageDigest: Sha256Hex,
@@ -21,5 +24,5 @@ export const BootedMarker = z.object({
   sealed: z.int().check(z.gte(0)),
   overlayroot: z.enum(["disabled", "tmpfs", "device"]),
   warnings: z.array(z.string()),
-});
-export type BootedMarker = z.infer<typeof BootedMarker>;
+}));
+export type BootedMarker = z.infer<ReturnType<typeof bootedMarkerSchema>>;

@@ -11,8 +11,11 @@
 // root when particle-boot runs (so recursing has nothing to do) and swap is systemd's business.
 // The same syntax appears in /etc/overlayroot.conf as a shell assignment, overlayroot="…".
 import * as z from "zod/mini";
+import { lazySchema } from "../../runtime/src/mounts/lazy-schema.ts";
 
-export const Overlayroot = z.discriminatedUnion("mode", [
+// The type of an overlayroot setting. parseOverlayroot checks every field itself, to say which
+// option is wrong, so particle-boot never builds the schema (see lazy-schema.ts).
+export const overlayrootSchema = lazySchema(() => z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("disabled") }),
   z.object({ mode: z.literal("tmpfs"), swap: z.boolean(), recurse: z.boolean() }),
   z.object({
@@ -21,12 +24,13 @@ export const Overlayroot = z.discriminatedUnion("mode", [
     timeout: z.optional(z.int().check(z.gte(0))),
     swap: z.boolean(),
     recurse: z.boolean(),
-    fsTypes: z.array(z.string().check(z.regex(/^[a-z0-9]+$/, "expected a filesystem type like ext4"))).check(z.minLength(1)),
+    fsTypes: z.array(z.string().check(z.regex(/^[a-z0-9]+$/))).check(z.minLength(1)),
   }),
-]);
-export type Overlayroot = z.infer<typeof Overlayroot>;
+]));
+export type Overlayroot = z.infer<ReturnType<typeof overlayrootSchema>>;
 
 const DEFAULT_FS_TYPES = ["ext4", "xfs", "btrfs"];
+const FS_TYPE = /^[a-z0-9]+$/;
 const KNOWN: Record<string, string[]> = {
   tmpfs: ["swap", "recurse"],
   device: ["dev", "timeout", "mkfs", "swap", "recurse", "fstype"],
@@ -75,17 +79,11 @@ export function parseOverlayroot(value: string, where = "overlayroot"): Overlayr
   if (flag("mkfs", false)) throw bad("mkfs=1 is not supported: particle-boot runs no programs; format the device beforehand");
   const t = opts.get("timeout");
   if (t !== undefined && !/^\d+$/.test(t)) throw bad(`timeout=${t}: expected whole seconds`);
-  const fstype = opts.get("fstype");
-  const parsed = Overlayroot.safeParse({
-    mode,
-    dev: devicePath(dev),
-    timeout: t === undefined ? undefined : Number(t),
-    swap,
-    recurse,
-    fsTypes: fstype ? fstype.split("/") : DEFAULT_FS_TYPES,
-  });
-  if (!parsed.success) throw bad(z.prettifyError(parsed.error));
-  return parsed.data;
+  const fsTypes = opts.get("fstype")?.split("/") ?? DEFAULT_FS_TYPES;
+  for (const f of fsTypes) if (!FS_TYPE.test(f)) throw bad(`fstype=${opts.get("fstype")}: "${f}" is not a filesystem type like ext4`);
+  const out: Extract<Overlayroot, { mode: "device" }> = { mode: "device", dev: devicePath(dev), swap, recurse, fsTypes };
+  if (t !== undefined) out.timeout = Number(t);
+  return out;
 }
 
 /**

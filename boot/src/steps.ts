@@ -22,7 +22,7 @@ import { deployDir, imagePath, storeLayout } from "../../runtime/src/store/layou
 import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
 import { mount, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REMOUNT } from "../../runtime/src/system/libc.ts";
 import type { BootArgs } from "./cmdline.ts";
-import { BOOTED_MARKER, BootedMarker } from "./marker.ts";
+import { BOOTED_MARKER, type BootedMarker } from "./marker.ts";
 import { parseOverlayrootConf, resolveOverlayroot, type Overlayroot } from "./overlayroot.ts";
 
 const mountinfo = () => parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
@@ -197,7 +197,7 @@ export function moveIntoPlace(sysroot: string, target: string, newRoot: string):
 
 export function writeBootedMarker(runDir: string, marker: BootedMarker): string {
   const path = join(runDir, BOOTED_MARKER);
-  writeFileAtomic(path, JSON.stringify(BootedMarker.parse(marker), null, 2) + "\n");
+  writeFileAtomic(path, JSON.stringify(marker, null, 2) + "\n");
   return path;
 }
 

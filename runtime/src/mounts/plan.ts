@@ -3,8 +3,9 @@
 // overlayroot, the final moves) is unit-tested on Node; execute.ts performs the steps.
 import { join } from "node:path";
 // zod/mini: the same schemas and types as zod, at a fraction of the start-up cost (particle-boot's
-// start-up is benchmarked against a bare Bun program).
+// start-up is benchmarked against a bare Bun program); unions are built lazily for the same reason.
 import * as z from "zod/mini";
+import { lazySchema } from "./lazy-schema.ts";
 import { RootFormat } from "../manifest.ts";
 import { overlayPath } from "./overlay-options.ts";
 
@@ -17,7 +18,7 @@ export const OverlayVerity = z.enum(["require", "on", "off"]);
 export type OverlayVerity = z.infer<typeof OverlayVerity>;
 
 /** The writable parts laid over the read-only deployment root. */
-export const Writable = z.discriminatedUnion("kind", [
+export const writableSchema = lazySchema(() => z.discriminatedUnion("kind", [
   /** Read-only root only (`particle mount`). */
   z.object({ kind: z.literal("none") }),
   /** /etc = overlay with the deployment's persistent upper; /var = bind of the shared var. */
@@ -26,8 +27,8 @@ export const Writable = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("tmpfs") }),
   /** overlayroot=device:dev=…: the upper lives on a block device (Ubuntu's overlay/ and overlay-workdir/). */
   z.object({ kind: z.literal("device"), device: z.string(), fsTypes: z.array(z.string()).check(z.minLength(1)) }),
-]);
-export type Writable = z.infer<typeof Writable>;
+]));
+export type Writable = z.infer<ReturnType<typeof writableSchema>>;
 
 export type Step =
   /** mkdir -p. */
