@@ -155,6 +155,7 @@ describe("erofs writer", () => {
     const entries: [string | Buffer, Inode][] = [];
     for (let i = 0; i < 2000; i++) entries.push([`f${(i * 7919) % 2000}-${"y".repeat(i % 30)}`, file(Buffer.alloc(0))]);
     entries.push(["!", file(Buffer.alloc(0))], ["-", special("fifo")], [Buffer.from([0xff]), symlink("x")], ["sub", dir([])]);
+    entries.push([".#lock", file(Buffer.alloc(0))], [".-", file(Buffer.alloc(0))], ["...", file(Buffer.alloc(0))], [".a", file(Buffer.alloc(0))]);
     const root = dir(entries);
     const { img } = await build(root);
     const blocks = img.dirBlocks(img.inode(img.sb.rootNid));
@@ -162,7 +163,7 @@ describe("erofs writer", () => {
     const all = blocks.flat();
     const sorted = [...all].sort((a, b) => Buffer.compare(a.name, b.name));
     expect(all.map((d) => d.name.toString("latin1"))).toEqual(sorted.map((d) => d.name.toString("latin1")));
-    expect(all.slice(0, 4).map((d) => d.name.toString())).toEqual(["!", "-", ".", ".."]);
+    expect(all.slice(0, 8).map((d) => d.name.toString())).toEqual(["!", "-", ".", ".#lock", ".-", "..", "...", ".a"]);
     expect(all.at(-1)!.name).toEqual(Buffer.from([0xff]));
     expect(all.find((d) => d.name.toString() === "..")!.nid).toBe(img.sb.rootNid);
     const type = (n: string) => all.find((d) => d.name.toString("latin1") === n)!.type;

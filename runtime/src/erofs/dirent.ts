@@ -1,6 +1,7 @@
 // Directory data: blocks of 12-byte dirents followed by their names. The first dirent's nameoff
 // tells readers how many dirents the block holds; names are not NUL-terminated, the last one ends
 // at the first NUL or at the end of the directory's data in that block. No dirent crosses a block.
+import { put64, putBytes } from "./bytes.ts";
 import { BLOCK_SIZE, DIRENT_SIZE, FILE_TYPE } from "./format.ts";
 
 export interface DirPlan {
@@ -36,18 +37,16 @@ export interface DirChild {
 }
 
 /** Writes the dirents and names of children[from, to) as one block at `off`. */
-export function writeDirBlock(buf: Buffer, off: number, children: readonly DirChild[], from: number, to: number): void {
+export function writeDirBlock(buf: Buffer, dv: DataView, off: number, children: readonly DirChild[], from: number, to: number): void {
   let nameoff = (to - from) * DIRENT_SIZE;
   let p = off;
   for (let i = from; i < to; i++) {
     const c = children[i]!;
-    const nid = c.node.nid;
-    buf.writeUInt32LE(nid % 0x100000000, p);
-    buf.writeUInt32LE(Math.floor(nid / 0x100000000), p + 4);
-    buf.writeUInt16LE(nameoff, p + 8);
+    put64(dv, p, c.node.nid);
+    dv.setUint16(p + 8, nameoff, true);
     buf[p + 10] = FILE_TYPE[c.node.inode.kind];
     p += DIRENT_SIZE;
-    c.name.copy(buf, off + nameoff);
+    putBytes(buf, off + nameoff, c.name);
     nameoff += c.name.length;
   }
 }

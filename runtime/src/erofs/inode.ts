@@ -1,6 +1,7 @@
 // The two on-disk inode forms. Compact (32 bytes) inodes have no mtime of their own: readers take
 // the superblock's build time (or, since 6.15, build time + i_mtime which we leave 0), so they are
 // only used for inodes whose mtime equals the build time.
+import { put64 } from "./bytes.ts";
 import { COMPACT_INODE_SIZE, EXTENDED_INODE_SIZE } from "./format.ts";
 
 export interface InodeFields {
@@ -21,26 +22,26 @@ export interface InodeFields {
 
 export const inodeSize = (extended: boolean): number => (extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE);
 
-export function writeInode(buf: Buffer, off: number, f: InodeFields): void {
-  buf.writeUInt16LE((f.layout << 1) | (f.extended ? 1 : 0), off);
-  buf.writeUInt16LE(f.xattrICount, off + 2);
-  buf.writeUInt16LE(f.mode, off + 4);
+export function writeInode(dv: DataView, off: number, f: InodeFields): void {
+  dv.setUint16(off, (f.layout << 1) | (f.extended ? 1 : 0), true);
+  dv.setUint16(off + 2, f.xattrICount, true);
+  dv.setUint16(off + 4, f.mode, true);
   if (f.extended) {
-    buf.writeBigUInt64LE(BigInt(f.size), off + 8);
-    buf.writeUInt32LE(f.iu >>> 0, off + 16);
-    buf.writeUInt32LE(f.ino >>> 0, off + 20);
-    buf.writeUInt32LE(f.uid >>> 0, off + 24);
-    buf.writeUInt32LE(f.gid >>> 0, off + 28);
-    buf.writeBigInt64LE(BigInt(f.mtimeSec), off + 32);
-    buf.writeUInt32LE(f.mtimeNsec, off + 40);
-    buf.writeUInt32LE(f.nlink, off + 44);
+    put64(dv, off + 8, f.size);
+    dv.setUint32(off + 16, f.iu >>> 0, true);
+    dv.setUint32(off + 20, f.ino >>> 0, true);
+    dv.setUint32(off + 24, f.uid >>> 0, true);
+    dv.setUint32(off + 28, f.gid >>> 0, true);
+    put64(dv, off + 32, f.mtimeSec);
+    dv.setUint32(off + 40, f.mtimeNsec, true);
+    dv.setUint32(off + 44, f.nlink, true);
   } else {
-    buf.writeUInt16LE(f.nlink, off + 6);
-    buf.writeUInt32LE(f.size, off + 8);
-    buf.writeUInt32LE(f.iu >>> 0, off + 16);
-    buf.writeUInt32LE(f.ino >>> 0, off + 20);
-    buf.writeUInt16LE(f.uid, off + 24);
-    buf.writeUInt16LE(f.gid, off + 26);
+    dv.setUint16(off + 6, f.nlink, true);
+    dv.setUint32(off + 8, f.size, true);
+    dv.setUint32(off + 16, f.iu >>> 0, true);
+    dv.setUint32(off + 20, f.ino >>> 0, true);
+    dv.setUint16(off + 24, f.uid, true);
+    dv.setUint16(off + 26, f.gid, true);
   }
 }
 

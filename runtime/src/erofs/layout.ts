@@ -100,16 +100,21 @@ export function collect(root: Inode): Node[] {
     const dir = nodes[i]!;
     if (dir.inode.kind !== "dir") continue;
     const entries = sortedEntries(dir.inode.entries ?? []);
-    // "." and ".." sort among the names ("!" and "-" come before them).
+    // "." and ".." sort among the names: "!" and "-" come before both, ".#x" between them.
     const children: Child[] = [];
-    let dotsDone = false;
+    let dot = false;
+    let dotdot = false;
     for (let j = 0; j < entries.length; j++) {
       const e = entries[j]!;
       checkName(e.name);
       if (j > 0 && e.name.equals(entries[j - 1]!.name)) throw new Error(`duplicate name ${e.name.toString("latin1")}`);
-      if (!dotsDone && Buffer.compare(e.name, DOT) > 0) {
-        children.push({ name: DOT, node: dir }, { name: DOTDOT, node: dir.parent });
-        dotsDone = true;
+      if (!dot && Buffer.compare(e.name, DOT) > 0) {
+        children.push({ name: DOT, node: dir });
+        dot = true;
+      }
+      if (!dotdot && Buffer.compare(e.name, DOTDOT) > 0) {
+        children.push({ name: DOTDOT, node: dir.parent });
+        dotdot = true;
       }
       let c = byInode.get(e.inode);
       if (c) {
@@ -119,7 +124,8 @@ export function collect(root: Inode): Node[] {
       if (c.inode.kind === "dir") dir.nlink++;
       children.push({ name: e.name, node: c });
     }
-    if (!dotsDone) children.push({ name: DOT, node: dir }, { name: DOTDOT, node: dir.parent });
+    if (!dot) children.push({ name: DOT, node: dir });
+    if (!dotdot) children.push({ name: DOTDOT, node: dir.parent });
     dir.children = children;
     dir.dirPlan = planDir(dir.children.map((c) => c.name));
   }

@@ -94,6 +94,8 @@ export function sampleTree(): Inode {
       [B([0xff, 0xfe, 0x80, 0x2e, 0x41]), file(B("not utf-8"))],
       ["!bang", file(B("sorts before the dot"))],
       ["-dash", symlink("sorts before the dot too")],
+      [".#lock", file(B("between . and .."))],
+      ["...", file(B("after .."))],
       ["big-dir", dir(big)],
     ],
     { xattrs: [xattr("user.root", "yes")] },

@@ -8,6 +8,7 @@
 // tree's most common mtime, zero UUID.
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { Inode } from "../tree/model.ts";
+import { putBytes, view } from "./bytes.ts";
 import { writeDirBlock } from "./dirent.ts";
 import { BlockWriter, writeFileData } from "./data.ts";
 import {
@@ -222,6 +223,7 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
     block += n.trailingBlocks;
   }
   const buf = Buffer.alloc(block * BLOCK_SIZE - metaBase);
+  const dv = view(buf);
   if (xattrBlk) sharedArea.copy(buf, xattrBlk * BLOCK_SIZE - metaBase);
 
   let incompat = 0;
@@ -229,7 +231,7 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
     const i = n.inode;
     const at = n.offset - metaBase;
     const isz = inodeSize(n.extended);
-    writeInode(buf, at, {
+    writeInode(dv, at, {
       extended: n.extended,
       layout: n.layout,
       xattrICount: xattrICount(n.ibody),
@@ -247,10 +249,10 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
     const tailAt = at + isz + n.ibody;
     if (n.layout === LAYOUT_CHUNK_BASED) {
       incompat |= INCOMPAT_CHUNKED_FILE;
-      if (n.chunkMap) for (let k = 0; k < n.chunkMap.length; k++) buf.writeUInt32LE(n.chunkMap[k]!, tailAt + 4 * k);
+      if (n.chunkMap) for (let k = 0; k < n.chunkMap.length; k++) dv.setUint32(tailAt + 4 * k, n.chunkMap[k]!, true);
       else buf.fill(0xff, tailAt, tailAt + n.tailLen);
-    } else if (n.tail) n.tail.copy(buf, tailAt);
-    if (i.kind === "dir") writeDir(buf, n, tailAt, metaBase);
+    } else if (n.tail) putBytes(buf, tailAt, n.tail);
+    if (i.kind === "dir") writeDir(buf, dv, n, tailAt, metaBase);
     else if (i.kind === "symlink" && n.trailingBlocks) i.target!.copy(buf, n.iu * BLOCK_SIZE - metaBase);
   }
   const root = nodes[0]!;
@@ -270,12 +272,12 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
   return { buf, base: metaBase, super: superBytes };
 }
 
-function writeDir(buf: Buffer, n: Node, tailAt: number, metaBase: number): void {
+function writeDir(buf: Buffer, dv: DataView, n: Node, tailAt: number, metaBase: number): void {
   const perBlock = n.dirPlan!.perBlock;
   let k = 0;
   for (let b = 0; b < perBlock.length; b++) {
     const inlineTail = n.layout === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
-    writeDirBlock(buf, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, n.children, k, k + perBlock[b]!);
+    writeDirBlock(buf, dv, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, n.children, k, k + perBlock[b]!);
     k += perBlock[b]!;
   }
 }

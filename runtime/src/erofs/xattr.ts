@@ -4,6 +4,7 @@
 // Entries are written straight into the image buffer: a composefs tree has two unique xattrs per
 // file, and allocating each entry first costed more than everything else together.
 import type { Xattr } from "../tree/model.ts";
+import { putBytes } from "./bytes.ts";
 import { BLOCK_SIZE, XATTR_ENTRY_HEADER_SIZE, XATTR_IBODY_HEADER_SIZE, alignUp } from "./format.ts";
 
 // Full-name matches first: the ACL names are whole names with an empty suffix.
@@ -39,13 +40,16 @@ function entryHash(x: Xattr): number {
   return fnv1a(fnv1a(h, v, 0, 32), v, v.length - 32, v.length) | 0;
 }
 
+function hasPrefix(name: Buffer, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) if (name[i] !== prefix[i]) return false;
+  return true;
+}
+
 export function xattrEntry(x: Xattr): XattrEntry {
   const name = x.name;
   for (const [prefix, index, whole] of PREFIXES) {
     const plen = prefix.length;
-    const match = whole
-      ? name.length === plen && name.compare(prefix) === 0
-      : name.length > plen && name.compare(prefix, 0, plen, 0, plen) === 0;
+    const match = (whole ? name.length === plen : name.length > plen) && hasPrefix(name, prefix);
     if (!match) continue;
     const suffixLen = name.length - plen;
     if (suffixLen > 255) throw new Error(`xattr name too long: ${name.toString()}`);
@@ -61,9 +65,10 @@ export function writeXattrEntry(buf: Buffer, off: number, e: XattrEntry): void {
   const suffixLen = e.x.name.length - e.prefixLen;
   buf[off] = suffixLen;
   buf[off + 1] = e.index;
-  buf.writeUInt16LE(e.x.value.length, off + 2);
-  e.x.name.copy(buf, off + 4, e.prefixLen);
-  e.x.value.copy(buf, off + 4 + suffixLen);
+  buf[off + 2] = e.x.value.length & 0xff;
+  buf[off + 3] = e.x.value.length >>> 8;
+  putBytes(buf, off + 4, e.x.name, e.prefixLen);
+  putBytes(buf, off + 4 + suffixLen, e.x.value);
 }
 
 /** One xattr as an on-disk entry, padded to 4 bytes. */
@@ -177,7 +182,10 @@ export function writeIbody(buf: Buffer, off: number, shared: readonly number[], 
   buf[off + 4] = shared.length;
   let p = off + XATTR_IBODY_HEADER_SIZE;
   for (const id of shared) {
-    buf.writeUInt32LE(id, p);
+    buf[p] = id & 0xff;
+    buf[p + 1] = (id >>> 8) & 0xff;
+    buf[p + 2] = (id >>> 16) & 0xff;
+    buf[p + 3] = id >>> 24;
     p += 4;
   }
   for (const e of inline) {
