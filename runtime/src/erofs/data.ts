@@ -96,7 +96,6 @@ export interface FileLayout {
   chunkMap?: Uint32Array;
 }
 
-
 /**
  * Writes one file's data. `inlineRoom` is how many tail bytes fit after the inode and its xattrs
  * in one block; the tail is packed there when the file has no holes.

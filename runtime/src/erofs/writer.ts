@@ -1,7 +1,8 @@
 // Reproducible EROFS writer. The image is, in order:
 //   block 0            superblock (at 1024); in metadata-only images the inodes follow it directly
 //   data area          "full" mode only: file contents, streamed before the metadata is laid out
-//   metadata area      inodes in breadth-first order, each followed by its xattrs and inline tail
+//   metadata area      inodes in breadth-first order (small ones also fill block-end gaps), each
+//                      followed by its xattrs and its inline tail or chunk map
 //   shared xattrs      xattr_blkaddr
 //   trailing blocks    directory blocks and long symlink targets that do not fit inline
 // Nothing depends on the host or the clock: sorted names, breadth-first nids, the build time is the
@@ -119,8 +120,9 @@ function checkInode(i: Inode): void {
   if (i.kind === "file" && !(Number.isSafeInteger(i.size) && i.size >= 0)) throw new Error(`bad file size ${i.size}`);
   if (i.kind === "symlink" && (!i.target || i.target.length === 0 || i.target.length > 4095))
     throw new Error(`symlink target must be 1..4095 bytes`);
+  if ((i.kind === "chr" || i.kind === "blk") && !((i.rdevMajor ?? 0) <= 0xfff && (i.rdevMinor ?? 0) <= 0xfffff))
+    throw new Error(`device number ${i.rdevMajor}:${i.rdevMinor} does not fit 12:20 bits`);
 }
-
 
 function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
   const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
