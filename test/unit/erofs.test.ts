@@ -221,11 +221,15 @@ describe("erofs writer", () => {
     // Two 2100-byte tails never share a block; each leaves ~1960 bytes that a 1500-byte tail fits.
     for (let i = 0; i < 200; i++) entries.push([`a${String(i).padStart(3, "0")}`, file(noise(2100, i + 1))]);
     for (let i = 0; i < 200; i++) entries.push([`b${String(i).padStart(3, "0")}`, file(noise(1500, i + 1000))]);
+    // Inodes without xattrs placed into gaps, right before inodes written earlier.
+    for (let i = 0; i < 200; i++) entries.push([`c${String(i).padStart(3, "0")}`, special("fifo", 0, 0, { perm: 0o640 })]);
     const root = dir(entries);
     const { img } = await build(root, "full");
     expect(img.sb.blocks).toBeLessThanOrEqual(205);
     for (const [name, inode] of entries) {
       const f = img.lookup(name);
+      expect(f.mode, name).toBe(MODE_TYPE[inode.kind] | inode.perm);
+      if (inode.kind !== "file") continue;
       expect(f.layout).toBe(2);
       expect(Math.floor(f.offset / BLOCK_SIZE)).toBe(Math.floor((f.offset + f.headerSize + f.size - 1) / BLOCK_SIZE));
       expect(img.data(f).equals(Buffer.from((inode.data as { bytes: Uint8Array }).bytes))).toBe(true);

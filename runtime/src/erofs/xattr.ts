@@ -178,6 +178,8 @@ export function ibodySize(shared: number, inline: readonly XattrEntry[]): number
 }
 
 export function writeIbody(buf: Buffer, off: number, shared: readonly number[], inline: readonly XattrEntry[]): void {
+  // Without xattrs there is no body: whatever follows the inode (maybe another inode) is not ours.
+  if (shared.length === 0 && inline.length === 0) return;
   // h_name_filter stays 0: the filter is only consulted when COMPAT_XATTR_FILTER is set.
   buf[off + 4] = shared.length;
   let p = off + XATTR_IBODY_HEADER_SIZE;
