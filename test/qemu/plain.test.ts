@@ -12,6 +12,9 @@ import { boot } from "./lib/qemu.ts";
 
 const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
 
+// A cold cache: mmdebstrap, the tree copy and dracut, minutes each on a loaded host.
+const SETUP_TIMEOUT = 1_800_000;
+
 describe("guest, initramfs and harness (plain ext4 root)", () => {
   let g: GuestTree;
   let initrd: string;
@@ -21,7 +24,7 @@ describe("guest, initramfs and harness (plain ext4 root)", () => {
     g = await guestTree();
     initrd = await initramfs(g);
     makeExt4(rootImg, g.dir, 256);
-  });
+  }, SETUP_TIMEOUT);
   afterAll(() => rmSync(rootImg, { force: true }));
 
   it("installs particle-boot unstripped and the unit into initrd-root-fs.target", { timeout: 120_000 }, () => {
