@@ -11,7 +11,7 @@ export PARTICLE_CACHE := $(CACHE)
 # trixie guests with mmdebstrap and boot them with QEMU+OVMF.
 APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo \
 	squashfs-tools e2fsprogs zstd dosfstools mtools attr gdisk fdisk util-linux xz-utils cpio \
-	systemd-boot-efi systemd-boot binutils
+	systemd-boot-efi systemd-boot binutils python3
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 

@@ -182,6 +182,16 @@ describe("bad input leaves the store valid", () => {
     stageJson(`dir:${small}`, root);
   });
 
+  for (const format of ["composefs", "erofs", "squashfs"]) {
+    it(`${format}: a tree without /etc, /var and /sysroot gets empty ones (particle-boot mounts there)`, () => {
+      const r = stageJson(`dir:${small}`, join(base, `sys-mp-${format}`), ["--format", format]);
+      const m = join(mnt, `mp-${format}`);
+      mountDeployment(r.id, m, join(base, `sys-mp-${format}`));
+      expect(readdirSync(m).sort()).toEqual(["a", "etc", "sysroot", "var"]);
+      unmount(m);
+    });
+  }
+
   it("a missing source names it and changes nothing", () => {
     const r = particle(["stage", `dir:${base}/nope`, "--sysroot", root]);
     expect(r.code).not.toBe(0);

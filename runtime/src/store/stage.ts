@@ -12,7 +12,7 @@ import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
 import { run } from "../system/exec.ts";
 import { diskFree, syncfsPath } from "../system/libc.ts";
 import { scanTree, type ScanResult } from "../tree/scan.ts";
-import type { Inode } from "../tree/model.ts";
+import { sortEntries, type Inode } from "../tree/model.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
@@ -83,6 +83,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const sourceName = describeSource(src);
   const treeDir = await materialize(src, work);
   const scan = scanTree(treeDir);
+  addMountPoints(scan.root);
   log(`scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
 
   const image = join(work, "image");
@@ -167,6 +168,20 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   return { id, format: opts.format, imageDigest, objectsAdded, bytesAdded, files: scan.fileCount, bytes: scan.totalBytes, source: sourceName, filesReused };
 }
 
+/**
+ * particle-boot mounts /etc and /var and keeps the physical root at /sysroot inside the read-only
+ * image, where nothing can mkdir them later: a tree without them gets empty ones.
+ */
+export function addMountPoints(root: Inode): void {
+  const entries = root.entries ?? (root.entries = []);
+  for (const name of MOUNT_POINTS) {
+    if (entries.some((e) => e.name.equals(name))) continue;
+    entries.push({ name, inode: { kind: "dir", perm: 0o755, uid: 0, gid: 0, mtimeSec: root.mtimeSec, mtimeNsec: root.mtimeNsec, xattrs: [], size: 0, entries: [] } });
+  }
+  sortEntries(entries);
+}
+const MOUNT_POINTS = ["etc", "sysroot", "var"].map((n) => Buffer.from(n));
+
 /** Every object the deployment's image redirects to (empty files need none). */
 function usedObjects(scan: ScanResult): string[] {
   const set = new Set<string>();
@@ -177,7 +192,8 @@ function usedObjects(scan: ScanResult): string[] {
 async function mksquashfs(dir: string, out: string): Promise<void> {
   // -mkfs-time/-all-root are not used: owners and mtimes are part of the tree. Fixed mkfs time
   // keeps the image reproducible.
-  await run("mksquashfs", [dir, out, "-noappend", "-no-progress", "-quiet", "-xattrs", "-comp", "zstd", "-mkfs-time", "0"]);
+  const pseudo = ["etc", "sysroot", "var"].filter((d) => !existsSync(join(dir, d))).flatMap((d) => ["-p", `/${d} d 755 0 0`]);
+  await run("mksquashfs", [dir, out, "-noappend", "-no-progress", "-quiet", "-xattrs", "-comp", "zstd", "-mkfs-time", "0", ...pseudo]);
 }
 
 function osVersion(tree: string): string | undefined {

@@ -29,6 +29,7 @@ export function makeFixture(root: string, opts: FixtureOptions = {}): void {
   mkdirSync(root, { recursive: true });
   const p = (...xs: string[]) => join(root, ...xs);
   mkdirSync(p("dir/sub/deeper"), { recursive: true });
+  for (const d of ["etc", "var", "sysroot"]) mkdirSync(p(d));
   writeFileSync(p("empty"), "");
   writeFileSync(p("hello"), "hello world\n");
   writeFileSync(p("dir/same-as-hello"), "hello world\n");
