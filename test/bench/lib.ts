@@ -34,6 +34,9 @@ export interface TargetResult {
   /** e.g. "ostree / particle"; how the ratio was formed. */
   ratioLabel: string;
   ratio: number | null;
+  /** The same ratio formed from CPU time (user+sys) instead of wall time, where that means something:
+   *  informational, steadier than wall time on a shared machine. */
+  cpuRatio?: number | null;
   /** e.g. "≥ 2.5×". */
   target: string;
   pass: boolean | null; // null: could not be measured
