@@ -12,25 +12,9 @@ import { VerityMode } from "../../runtime/src/mounts/plan.ts";
 import { overlayrootSchema, parseOverlayroot, type Overlayroot } from "./overlayroot.ts";
 import { lazySchema } from "../../runtime/src/mounts/lazy-schema.ts";
 
-export function splitCmdline(text: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let inQuote = false;
-  let started = false;
-  for (const c of text) {
-    if (!inQuote && /\s/.test(c)) {
-      if (started) out.push(cur);
-      cur = "";
-      started = false;
-      continue;
-    }
-    if (c === '"') inQuote = !inQuote;
-    cur += c;
-    started = true;
-  }
-  if (started) out.push(cur);
-  return out;
-}
+// One splitter for the whole project: runtime/src/bls/kargs.ts (boot entries) uses the same rule.
+export { splitCmdline } from "../../runtime/src/bls/kargs.ts";
+import { splitCmdline } from "../../runtime/src/bls/kargs.ts";
 
 const unquote = (s: string) => (s.length >= 2 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s);
 

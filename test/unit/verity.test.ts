@@ -4,17 +4,9 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VerityHasher, verityDigest } from "../../runtime/src/verity/digest.ts";
+import { deterministicBytes } from "../host/lib/fixture.ts";
 
-// Deterministic bytes so a failure reproduces.
-function bytes(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
+const bytes = (n: number, seed = 1) => deterministicBytes(n, seed);
 
 const B = 4096;
 const HASHES_PER_BLOCK = 128;
