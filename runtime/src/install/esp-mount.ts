@@ -28,7 +28,9 @@ export function espMountUnit(where: string, espUuid: string): { name: string; te
       `What=/dev/disk/by-uuid/${espUuid}`,
       `Where=${where}`,
       "Type=vfat",
-      "Options=umask=0077,shortname=winnt,nofail",
+      // Not nofail (as Debian's own /boot/efi line): local-fs.target then waits for the ESP, so
+      // status, rollback, systemd-bless-boot and particle-finalize find the entries.
+      "Options=umask=0077,shortname=winnt",
       "",
     ].join("\n"),
   };
