@@ -81,10 +81,12 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
 
 async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src: ReturnType<typeof parseSource>, log: (m: string) => void): Promise<StageResult> {
   const sourceName = describeSource(src);
+  const t0 = performance.now();
+  const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
   const treeDir = await materialize(src, work);
   const scan = scanTree(treeDir);
   addMountPoints(scan.root);
-  log(`scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
+  log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
 
   const image = join(work, "image");
   let objectsAdded = 0;
@@ -126,6 +128,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
         bytesAdded += got.bytes;
       }
     });
+    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects`);
     await writeErofs(composefsTree(scan.root), image, { mode: "metadata" });
   } else if (opts.format === "erofs") {
     await writeErofs(scan.root, image, { mode: "full" });
@@ -134,11 +137,13 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   }
 
   const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
+  log(`[${at()}] wrote the ${opts.format} image (${statSync(image).size} bytes)`);
   const imageFinal = imagePath(l, imageDigest, opts.format);
   if (!existsSync(imageFinal)) bytesAdded += statSync(image).size;
 
   // 2. Data durable before it gets a final name.
   syncfsPath(l.root);
+  log(`[${at()}] data synced to disk`);
   // 3. Content-addressed names: safe to publish before the deployment exists.
   commitObjects(l, staged);
   if (!existsSync(imageFinal)) renameSync(image, imageFinal);
