@@ -33,9 +33,9 @@ const OSTREE_COMMIT = (repo: string, tree: string) => ["ostree", `--repo=${repo}
 const FLOOR_SH = "find src -type f -print0 | xargs -0 -P2 -n 500 fsverity digest >/dev/null";
 const WARM_SH = "find src -type f -print0 | xargs -0 -P2 -n 500 cat >/dev/null";
 
-interface Sample { wallS: number; cpuS: number; writebackS: number; warmS: number; cpuStall: number; ioStall: number }
+interface Sample { wallS: number; cpuS: number; userS: number; sysS: number; writebackS: number; warmS: number; cpuStall: number; ioStall: number }
 const sample = (t: Timing, writebackS: number, warmS: number): Sample =>
-  ({ wallS: t.wallS, cpuS: t.userS + t.sysS, writebackS, warmS, cpuStall: t.cpuStall, ioStall: t.ioStall });
+  ({ wallS: t.wallS, cpuS: t.userS + t.sysS, userS: t.userS, sysS: t.sysS, writebackS, warmS, cpuStall: t.cpuStall, ioStall: t.ioStall });
 
 interface StageJson { id: string; format: string; imageDigest: string; objectsAdded: number; bytesAdded: number; [k: string]: unknown }
 
@@ -264,7 +264,7 @@ export const storeSection: BenchSection = {
     const pct = (x: number | null) => (x == null || !Number.isFinite(x) ? "n/a" : `${Math.round(x * 100)}%`);
     const row = (name: string, s: Sample[], extra: string) => [
       name, fmtS(med(s, "wallS")), s.length ? s.map((x) => x.wallS.toFixed(2)).join(" ") : "-",
-      fmtS(med(s, "cpuS")), fmtS(med(s, "writebackS")), pct(med(s, "cpuStall")) + " / " + pct(med(s, "ioStall")), extra,
+      s.length ? `${fmtS(med(s, "cpuS"))} (${med(s, "userS")!.toFixed(1)}+${med(s, "sysS")!.toFixed(1)})` : "n/a", fmtS(med(s, "writebackS")), pct(med(s, "cpuStall")) + " / " + pct(med(s, "ioStall")), extra,
     ];
     const j1 = pFirstJson[0], j2 = pReJson[0];
     const c = m.counts;
@@ -279,7 +279,7 @@ export const storeSection: BenchSection = {
     if (loadStart[0]! > 0.5) lines.push(`          note: the machine was busy (load > 0.5); wall times include contention, compare cpu too`);
     lines.push("");
     lines.push(table([
-      ["measure", "median", "runs (s)", "cpu", "writeback", "stall cpu/io", "notes"],
+      ["measure", "median", "runs (s)", "cpu (user+sys)", "writeback", "stall cpu/io", "notes"],
       row("hashing floor: fsverity digest, 2 procs", floor, "find | xargs -0 -P2 -n 500 fsverity digest"),
       row("particle stage (first)", pFirst, j1 ? `+${fmtInt(j1.objectsAdded)} objects, ${fmtBytes(j1.bytesAdded)}` : ""),
       row("ostree commit (first)", oFirst, "bare repo, xattrs kept, default fsync"),
