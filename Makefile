@@ -67,6 +67,9 @@ install: build
 	install -D -m 0755 dist/particle $(DESTDIR)$(PREFIX)/bin/particle
 	ln -sf particle $(DESTDIR)$(PREFIX)/bin/particle-stage
 	install -D -m 0755 dist/particle-boot $(DESTDIR)$(PREFIX)/bin/particle-boot
+	install -D -m 0644 systemd-boot/particle-finalize.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-finalize.service
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants
+	ln -sf ../particle-finalize.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-finalize.service
 	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \
 	  cp -a dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \

@@ -23,7 +23,9 @@ export const COMMANDS: CommandSpec[] = [
     name: "stage <source>",
     description: "Stage a deployment from dir:PATH, tar:PATH (plain/gzip/zstd) or a directory",
     options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
-      ["--version <version>", "Version string recorded in the manifest"]],
+      ["--version <version>", "Version string recorded in the manifest"],
+      ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
+      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
     load: () => import("./commands/stage.ts"),
   },
   {

@@ -1,22 +1,40 @@
 import { RootFormat } from "../manifest.ts";
 import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
+import { stageBootTarget } from "../deployments/where.ts";
+import { makeBootable, precheckEsp } from "../deployments/make-bootable.ts";
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
   const format = RootFormat.safeParse(opts.format);
   if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
+  const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
+  // On a booted system (or with --esp) the deployment also gets its boot entry; check the ESP
+  // has room before anything is written, so a full ESP fails before the store changes.
+  const boot = stageBootTarget(opts);
+  if (boot) {
+    const e = precheckEsp(boot.esp, boot.bootedId);
+    if (e) throw e;
+  }
   const started = performance.now();
   const r = await stage({
     sysroot: String(opts.sysroot),
     source: args[0]!,
     format: format.data,
     version: opts.version === undefined ? undefined : String(opts.version),
-    log: (m) => process.stderr.write(`particle: ${m}\n`),
+    log,
   });
+  let entry: string | undefined;
+  if (boot) {
+    try {
+      entry = (await makeBootable({ ...boot, id: r.id, log })).entry;
+    } catch (e) {
+      throw new Error(`deployment ${r.id} was staged but not made bootable (the current default is unchanged): ${(e as Error).message}`);
+    }
+  }
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ ...r, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) }) + "\n");
+    process.stdout.write(JSON.stringify({ ...r, entry, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) }) + "\n");
   } else {
-    process.stderr.write(`staged deployment ${r.id} (${r.format}, image ${r.imageDigest.slice(0, 12)}…): ${r.objectsAdded} new objects, ${r.bytesAdded} bytes added\n`);
+    process.stderr.write(`staged deployment ${r.id} (${r.format}, image ${r.imageDigest.slice(0, 12)}…): ${r.objectsAdded} new objects, ${r.bytesAdded} bytes added${entry ? `; boot entry ${entry} is the next default` : ""}\n`);
     process.stdout.write(`${r.id}\n`);
   }
 }

@@ -210,12 +210,15 @@ function osVersion(tree: string): string | undefined {
   return undefined;
 }
 
-/** The kernel version shipped as /usr/lib/modules/<kver>/vmlinuz, if exactly one is found (the newest otherwise). */
+/**
+ * The kernel version shipped in the tree: /usr/lib/modules/<kver> with its image beside the
+ * modules (Fedora, bootc style) or as /boot/vmlinuz-<kver> (Debian, Ubuntu). The newest wins.
+ */
 function findKernel(tree: string): string | undefined {
   const dir = join(tree, "usr/lib/modules");
   if (!existsSync(dir)) return undefined;
-  const kvers = readdirSync(dir).filter((k) => existsSync(join(dir, k, "vmlinuz"))).sort();
-  return kvers.at(-1);
+  const kvers = readdirSync(dir).filter((k) => existsSync(join(dir, k, "vmlinuz")) || existsSync(join(tree, "boot", `vmlinuz-${k}`)));
+  return kvers.sort().at(-1);
 }
 
 function explainNoSpace(e: unknown, sysroot: string): unknown {
