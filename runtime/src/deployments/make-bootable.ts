@@ -12,6 +12,7 @@ import { carryOverEtc } from "./etc-carry.ts";
 import { readManifests } from "./read.ts";
 import { withDeploymentMounted } from "./mounted.ts";
 import { checkSpace, freeBytes } from "./space.ts";
+import { initramfsInputsKey, reusableInitramfs } from "./initramfs-reuse.ts";
 
 /** Arguments particle sets itself; the rest of the booted entry's options carry over. */
 const OWN_ARGS = new Set(["root", "rw", "ro", "particle.deploy", "particle.image"].map(argKey));
@@ -52,6 +53,33 @@ export interface MakeBootableOptions {
   log: (m: string) => void;
 }
 
+/** Copies the booted entry's initramfs to `out` when the new deployment would get the same one from
+ *  dracut (initramfs-reuse.ts); says which way it went. */
+async function reuseBootedInitramfs(o: MakeBootableOptions, bootedInitrd: string | undefined, tree: string,
+  k: { kver: string; path: string }, out: string, mnt: string): Promise<boolean> {
+  if (!o.bootedId || o.bootedId === o.id || !bootedInitrd) return false;
+  const t = Date.now();
+  const newKey = initramfsInputsKey(tree, k.kver, k.path);
+  mkdirSync(mnt);
+  const bootedKey = await withDeploymentMounted(o.sysroot, o.bootedId, mnt, async (booted) => {
+    const bk = pickKernelOrNull(booted, k.kver);
+    return bk ? initramfsInputsKey(booted, k.kver, bk) : "";
+  }, o.log);
+  const r = reusableInitramfs({ esp: o.esp, bootedInitrd, bootedKey, newKey });
+  const secs = ((Date.now() - t) / 1000).toFixed(1);
+  if ("why" in r) {
+    o.log(`building a new initramfs: ${r.why} (compared in ${secs} s)`);
+    return false;
+  }
+  copyFileSync(r.path, out);
+  o.log(`reusing the booted deployment's initramfs ${bootedInitrd}: same kernel and initramfs inputs (compared in ${secs} s; dracut skipped)`);
+  return true;
+}
+
+function pickKernelOrNull(tree: string, kver: string): string | null {
+  try { return pickKernel(tree, kver).path; } catch { return null; }
+}
+
 export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: string }> {
   const manifest = readManifests(o.sysroot).find((m) => m.id === o.id);
   if (!manifest) throw new Error(`deployment ${o.id} not found in ${o.sysroot}/particle/deploy`);
@@ -70,7 +98,9 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
       const k = pickKernel(tree, manifest.kernel);
       copyFileSync(k.path, kernel);
       if (o.initramfs) copyFileSync(o.initramfs, initrd);
-      else await buildInitramfs(tree, k.kver, initrd, o.log);
+      else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(work, "booted")))) {
+        await buildInitramfs(tree, k.kver, initrd, o.log);
+      }
       if (o.bootedId && o.bootedId !== o.id) {
         const r = await carryOverEtc(o.sysroot, o.bootedId, o.id, join(tree, "etc"), "stage");
         for (const c of r.conflicts) o.log(`warning: /etc/${c.path}: local ${c.local} where the new image has a ${c.image}; saved as ${c.savedAs}`);

@@ -21,11 +21,14 @@ export const PACKAGES = [
   // binutils: dracut strips ELF files when strip exists (as on Ubuntu, where it is recommended),
   // which is what the module must survive.
   "binutils",
+  // systemd-boot ships systemd-bless-boot and its generator: without them no entry is ever marked
+  // good and boot counting (the +3 entries of `particle install`) cannot work (issue 4).
+  "systemd-boot",
 ];
 /** Bump when the base tree's build steps change. */
 const BASE_VERSION = "2";
 /** Bump when the test additions change. */
-const TREE_VERSION = "2";
+const TREE_VERSION = "3";
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
   const env = opts.env ? { ...process.env, ...opts.env } : process.env;
@@ -79,6 +82,9 @@ function addTestFiles(dir: string): void {
   writeFileSync(join(dir, "etc/hostname"), "particle-guest\n");
   // The physical root is moved here under a deployment's root; an immutable image cannot mkdir it.
   mkdirSync(join(dir, "sysroot"), { recursive: true });
+  // The ESP's mount point: without /efi, systemd's gpt-auto/bootctl logic (and particle install's
+  // fstab) would mount the ESP on /boot, where the Debian kernels live (issue 4).
+  mkdirSync(join(dir, "efi"), { recursive: true });
   mkdirSync(dirname(join(dir, CANARY_PATH)), { recursive: true });
   writeFileSync(join(dir, CANARY_PATH), canaryContent());
   // Boot-time work that costs tens of seconds under TCG and that these tests do not need:

@@ -17,10 +17,15 @@ export const LOG_DIR = process.env.PARTICLE_QEMU_LOGS || join(REPO, "test/qemu/l
 export const KERNEL_ARGS = "console=ttyS0 panic=1 nowatchdog modprobe.blacklist=floppy,kvm,kvm_intel,kvm_amd";
 
 export interface BootOptions {
-  kernel: string;
-  initrd: string;
+  /** Direct kernel boot; omit (with initrd and append) to boot from the disks' firmware (ovmf.ts). */
+  kernel?: string;
+  initrd?: string;
   /** Kernel command line; KERNEL_ARGS are added. */
-  append: string;
+  append?: string;
+  /** More QEMU arguments, e.g. the OVMF pflash drives (ovmf.ts). */
+  machineArgs?: string[];
+  /** Raw disk images attached after the agent disk (/dev/vdc, …): the agent always reads /dev/vdb. */
+  lateDisks?: string[];
   /** Raw disk images, attached as /dev/vda, /dev/vdb, … before the agent disk. */
   disks: string[];
   /** Bash script run by the agent after multi-user.target; omit when no agent is expected. */
@@ -83,8 +88,10 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     // on stdio is all the harness reads (-nographic, minus the muxed monitor).
     "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", "2", "-m", "2048", "-nodefaults", "-display", "none",
     "-serial", "stdio", "-no-reboot",
-    "-kernel", o.kernel, "-initrd", o.initrd, "-append", `${o.append} ${KERNEL_ARGS}`,
+    ...(o.kernel ? ["-kernel", o.kernel, "-initrd", o.initrd!, "-append", `${o.append ?? ""} ${KERNEL_ARGS}`] : []),
+    ...(o.machineArgs ?? []),
   ];
+  disks.push(...(o.lateDisks ?? []));
   // cache=unsafe: no host fsync per guest flush (the host does not crash mid-test); the data is
   // still in the image file when QEMU exits or is killed.
   for (const d of disks) args.push("-drive", `file=${d},format=raw,if=virtio,cache=unsafe`);
