@@ -92,8 +92,9 @@ export async function benchQemu(opts: { rounds?: number; log?: (s: string) => vo
     makeExt4(cfsImg, sysroot, 512);
     rmSync(sysroot, { recursive: true, force: true });
 
+    // Generous: sealing 500 MB under TCG on a loaded host took up to 10 minutes.
     const bootOnce = (name: string, img: string, append: string): Promise<BootResult> =>
-      run({ name, kernel: g.kernel, initrd, append, disks: [img], script: TIMES_SCRIPT, timeoutMs: 600_000 });
+      run({ name, kernel: g.kernel, initrd, append, disks: [img], script: TIMES_SCRIPT, timeoutMs: 1_200_000 });
     // First boot seals the store (fs-verity on every object): timed apart, it happens once.
     const first = await bootOnce("bench-first", cfsImg, deployCmdline(s));
     log(`bench: first (sealing) boot ${first.readyUptime} s`);
