@@ -1,46 +1,42 @@
-// The demo: a Debian trixie OS tree (mmdebstrap, cached) becomes a composefs deployment, is
-// mounted with the real kernel and verified; then an update of that tree is staged and only its
-// changed files are added to the store.
-import { execFileSync } from "node:child_process";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+// `make demo`: the README's main job, on real (emulated) hardware. A Debian trixie OS tree is built
+// (mmdebstrap, cached) with Particle-OS in it, `particle install`ed to a disk image, and booted in
+// QEMU through OVMF and systemd-boot. Inside the guest it stages an update, reboots into it, rolls
+// back and reboots into the original, printing `particle status` at each step. Same steps and code
+// as test/qemu/cycle.test.ts (test/qemu/lib/cycle.ts). The disk image stays behind for `make run`.
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { guestTree } from "./qemu/lib/guest.ts";
+import { homedir } from "node:os";
+import { B_MARKER, backOnA, copyDisk, humanOutput, ON_B, parse, prepareCycle, STAGE_B, timing } from "./qemu/lib/cycle.ts";
+import { runDisk } from "./qemu/lib/ovmf.ts";
 
-const particle = join(import.meta.dir, "../dist/particle");
 const say = (s: string) => console.log(`\n==> ${s}`);
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "inherit"] }).toString();
+const t0 = Date.now();
+const since = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+const out = process.env.PARTICLE_DEMO_DIR || join(process.env.PARTICLE_CACHE || join(homedir(), ".cache/particle-os"), "demo");
+mkdirSync(out, { recursive: true });
 
-say("building the Debian trixie demo tree (cached after the first run)");
-const tree = await guestTree();
-const work = mkdtempSync("/var/tmp/particle-demo-");
-const sysroot = join(work, "sysroot");
-const mnt = join(work, "root");
-mkdirSync(mnt);
-try {
-  say(`staging ${tree.dir} as a composefs deployment`);
-  let t = performance.now();
-  const a = JSON.parse(sh(particle, ["stage", `dir:${tree.dir}`, "--sysroot", sysroot, "--json"]));
-  console.log(`deployment ${a.id}: ${a.files} files, ${a.objectsAdded} objects, image ${a.imageDigest} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+say("building the Debian trixie tree with Particle-OS installed, its initramfs, and installing it to a disk image (cached after the first run)");
+const c = await prepareCycle((m) => console.log(m));
+console.log(c.installLog.trim());
+const disk = copyDisk(c, join(out, "disk.img"));
+console.log(`disk image: ${disk} (GPT: ESP with systemd-boot + ext4 root holding deployment A)  [${since()}]`);
 
-  say(`mounting deployment ${a.id} at ${mnt} (EROFS metadata + overlayfs data-only lower)`);
-  sh(particle, ["mount", a.id, mnt, "--sysroot", sysroot]);
-  console.log(sh("findmnt", ["-R", mnt]));
-  console.log(readFileSync(join(mnt, "etc/os-release"), "utf8").split("\n").find((l) => l.startsWith("PRETTY_NAME")));
-  sh(particle, ["unmount", mnt]);
+const boot = async (what: string, name: string, script: string, lateDisks: string[] = []) => {
+  say(`${what} (QEMU/TCG, OVMF, systemd-boot; 1-2 minutes)`);
+  const r = await runDisk({ name: `demo-${name}`, disk, script, lateDisks });
+  console.log(humanOutput(r));
+  console.log(`[${timing(r)}; ${since()} so far]`);
+  return parse(r);
+};
 
-  say("verifying every object and image digest");
-  sh(particle, ["verify", "--sysroot", sysroot]);
-  console.log("verified");
+const one = await boot(`boot 1: deployment A; staging update B (tree A + /${B_MARKER}) from a second disk`, "1-stage-b", STAGE_B, [c.treeB]);
+console.log(`staging B in the guest took ${one.kv["stage-seconds"]} s`);
+const two = await boot("boot 2: the update B; then `particle rollback`", "2-on-b", ON_B);
+console.log(`B's new file: ${two.kv.marker}`);
+await boot("boot 3: back on A after the rollback; `particle cleanup`", "3-back-on-a", backOnA(two.kv.object!));
 
-  say("staging an update (one changed file): only it and a new metadata image are added");
-  const copy = join(work, "tree-b");
-  sh("cp", ["-a", "--reflink=auto", tree.dir, copy]);
-  appendFileSync(join(copy, "etc/motd"), "\nParticle-OS demo update\n");
-  t = performance.now();
-  const b = JSON.parse(sh(particle, ["stage", `dir:${copy}`, "--sysroot", sysroot, "--json"]));
-  console.log(`deployment ${b.id}: ${b.objectsAdded} new object(s), ${b.bytesAdded} bytes added (${((performance.now() - t) / 1000).toFixed(1)} s)`);
-  console.log(sh(particle, ["list", "--sysroot", sysroot]));
-} finally {
-  try { execFileSync(particle, ["unmount", mnt], { stdio: "ignore" }); } catch { /* not mounted */ }
-  rmSync(work, { recursive: true, force: true });
-}
+say(`done in ${since()}. Boot the disk yourself:`);
+console.log(`  qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic \\
+    -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \\
+    -drive if=pflash,format=raw,unit=1,file=${disk}.vars.fd \\
+    -drive file=${disk},format=raw,if=virtio`);
