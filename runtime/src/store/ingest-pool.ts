@@ -60,7 +60,7 @@ export async function ingestAll(sysroot: string, reqs: IngestRequest[], onDone: 
       w.postMessage({ sysroot, jobs: batch });
     };
     for (let i = 0; i < workers; i++) {
-      const w = new Worker(new URL("./ingest-worker.ts", import.meta.url).href);
+      const w = new Worker(workerUrl());
       pool.push(w);
       active++;
       w.onmessage = (e: MessageEvent<IngestReply[]>) => {
@@ -79,4 +79,13 @@ export async function ingestAll(sysroot: string, reqs: IngestRequest[], onDone: 
   }).finally(() => {
     for (const w of pool) w.terminate();
   });
+}
+
+/** The worker's entry. In the compiled executable it is an embedded module (`bun build --compile
+ *  main.ts store/ingest-worker.ts` puts it at /$bunfs/root/store/ingest-worker.js); the bundler turns
+ *  `new URL("./ingest-worker.ts", import.meta.url)` into the build machine's source path, which only
+ *  worked where the checkout exists (not in an installed system). From source, the .ts file. */
+function workerUrl(): string {
+  if (import.meta.url.includes("$bunfs")) return "/$bunfs/root/store/ingest-worker.js";
+  return new URL("./ingest-worker.ts", import.meta.url).href;
 }
