@@ -23,7 +23,8 @@ console.log(`disk image: ${disk} (GPT: ESP with systemd-boot + ext4 root holding
 
 const boot = async (what: string, name: string, script: string, lateDisks: string[] = []) => {
   say(`${what} (QEMU/TCG, OVMF, systemd-boot; 1-2 minutes)`);
-  const r = await runDisk({ name: `demo-${name}`, disk, script, lateDisks });
+  // 20 minutes: the first boot seals every object of A, then stages a whole tree, all under TCG.
+  const r = await runDisk({ name: `demo-${name}`, disk, script, lateDisks, timeoutMs: 1_200_000 });
   console.log(humanOutput(r));
   console.log(`[${timing(r)}; ${since()} so far]`);
   return parse(r);
