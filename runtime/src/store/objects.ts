@@ -36,10 +36,17 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
   } catch (e) {
     throw new Error(`reading ${what}: ${(e as Error).message}`);
   }
+  const size = Number(file.key.size);
+  if (size <= CHUNK) {
+    try {
+      return ingestSmall(l, file, fd, size, tmpPath, what);
+    } finally {
+      closeSync(fd);
+    }
+  }
   let out = -1;
   try {
     const h = new VerityHasher();
-    const size = Number(file.key.size);
     let total = 0;
     out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
     // Holes are neither read nor written: a sparse source gives a sparse object, and a 5 GiB
@@ -72,10 +79,7 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
       h.updateZeros(size - total);
       total = size;
     }
-    const st = fstatSync(fd, { bigint: true });
-    if (BigInt(total) !== file.key.size || st.size !== file.key.size || st.mtimeNs !== file.key.mtimeNs || st.ctimeNs !== file.key.ctimeNs) {
-      throw new Error(`${what}: file changed during staging (size ${file.key.size} → ${st.size}); stage again from a quiescent tree`);
-    }
+    checkUnchanged(fd, file, total, what);
     const digest = h.digest();
     ftruncateSync(out, total);
     closeSync(out);
@@ -92,6 +96,49 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
   } finally {
     closeSync(fd);
   }
+}
+
+function checkUnchanged(fd: number, file: ScannedFile, total: number, what: string): void {
+  const st = fstatSync(fd, { bigint: true });
+  if (BigInt(total) !== file.key.size || st.size !== file.key.size || st.mtimeNs !== file.key.mtimeNs || st.ctimeNs !== file.key.ctimeNs) {
+    throw new Error(`${what}: file changed during staging (size ${file.key.size} → ${st.size}); stage again from a quiescent tree`);
+  }
+}
+
+/**
+ * Most files fit in one read: hash from memory first, and write a temp file only when the store
+ * lacks the object. Saves the create/write/unlink of every duplicate, and the hole probing that
+ * small files do not need.
+ */
+function ingestSmall(l: StoreLayout, file: ScannedFile, fd: number, size: number, tmpPath: string, what: string): Ingested {
+  let total = 0;
+  while (total < size) {
+    let n: number;
+    try {
+      n = readSync(fd, buffer, total, size - total, total);
+    } catch (e) {
+      throw new Error(`reading ${what}: ${(e as Error).message}`);
+    }
+    if (n === 0) break;
+    total += n;
+  }
+  checkUnchanged(fd, file, total, what);
+  const data = buffer.subarray(0, total);
+  const h = new VerityHasher();
+  h.update(data);
+  const digest = h.digest();
+  if (hasObject(l, digest)) return { digest, bytes: total };
+  const out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+  try {
+    let off = 0;
+    while (off < total) off += writeSync(out, data, off, total - off);
+  } catch (e) {
+    closeSync(out);
+    try { unlinkSync(tmpPath); } catch { /* already gone */ }
+    throw e;
+  }
+  closeSync(out);
+  return { digest, tmp: tmpPath, bytes: total };
 }
 
 /** Moves staged objects into objects/ (the caller has made their data durable first). */
