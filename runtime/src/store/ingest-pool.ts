@@ -82,10 +82,12 @@ export async function ingestAll(sysroot: string, reqs: IngestRequest[], onDone: 
 }
 
 /** The worker's entry. In the compiled executable it is an embedded module (`bun build --compile
- *  main.ts store/ingest-worker.ts` puts it at /$bunfs/root/store/ingest-worker.js); the bundler turns
- *  `new URL("./ingest-worker.ts", import.meta.url)` into the build machine's source path, which only
- *  worked where the checkout exists (not in an installed system). From source, the .ts file. */
+ *  main.ts store/ingest-worker.ts` puts it at /$bunfs/root/store/ingest-worker.js). There the
+ *  bundler has replaced import.meta.url with the build machine's source path, so
+ *  `new URL("./ingest-worker.ts", import.meta.url)` only worked where the checkout exists (not on an
+ *  installed system); Bun.main (/$bunfs/root/particle) tells the compiled case apart. */
 function workerUrl(): string {
-  if (import.meta.url.includes("$bunfs")) return "/$bunfs/root/store/ingest-worker.js";
+  const main = (globalThis as { Bun?: { main?: string } }).Bun?.main ?? "";
+  if (main.startsWith("/$bunfs/")) return "/$bunfs/root/store/ingest-worker.js";
   return new URL("./ingest-worker.ts", import.meta.url).href;
 }
