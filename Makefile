@@ -58,7 +58,7 @@ test-qemu: deps build
 	else echo "test-qemu: no QEMU tests yet"; fi
 
 bench: deps build
-	$(BUN) test/bench/run.ts
+	$(BUN) test/bench/run.ts $(BENCH_ARGS)
 
 demo: deps build
 	bash test/demo.sh
