@@ -9,8 +9,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const section: BenchSection = {
   name: "boot",
   title: "boot: particle-boot, boot time and initramfs size (QEMU TCG)",
-  async run(ctx) {
-    const b = await benchQemu({ rounds: ctx.runs > 1 ? ctx.runs : 1, log: (s) => console.log(s) });
+  async run() {
+    // One round by default: each is several TCG boots. BENCH_BOOT_ROUNDS=3 for a median.
+    const b = await benchQemu({ rounds: Number(process.env.BENCH_BOOT_ROUNDS ?? 1), log: (s) => console.log(s) });
     console.log(formatBench(b));
     const r = (num: number, den: number) => (Number.isFinite(num) && Number.isFinite(den) && den > 0 ? num / den : null);
     const startRatio = r(median(b.particleBootSeconds), median(b.emptyBunSeconds));
