@@ -117,7 +117,11 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
     });
   }
   cli.help();
-  cli.version(VERSION);
+  // Not cli.version(): cac would then claim every command's --version option (stage --version V).
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+    process.stdout.write(`particle ${VERSION}\n`);
+    return 0;
+  }
   try {
     cli.parse(["particle", "particle", ...argv], { run: false });
     if (!cli.matchedCommand) {

@@ -119,9 +119,12 @@ describe("particle stage (composefs)", () => {
   });
 
   it("is also reachable as particle-stage", () => {
-    const r = particle(["dir:" + join(src, "dir"), "--sysroot", join(base, "alias"), "--json"], { argv0: "particle-stage" });
+    const r = particle(["dir:" + join(src, "dir"), "--sysroot", join(base, "alias"), "--json", "--version", "7.1"], { argv0: "particle-stage" });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).id).toBe("1");
+    // stage's own --version (not the program's) lands in the manifest.
+    expect(JSON.parse(readFileSync(join(base, "alias/particle/deploy/1/deployment.json"), "utf8")).version).toBe("7.1");
+    expect(particle(["--version"]).stdout).toMatch(/^particle \d+\.\d+\.\d+/);
   });
 });
 
