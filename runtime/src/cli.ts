@@ -17,6 +17,8 @@ interface CommandSpec {
 
 const SYSROOT: [string, string, { default: string }] = ["--sysroot <dir>", "Root holding the particle/ store", { default: "/sysroot" }];
 const JSON_OPT: [string, string] = ["--json", "Print machine-readable JSON"];
+const ESP: [string, string] = ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"];
+const CMDLINE: [string, string] = ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"];
 
 export const COMMANDS: CommandSpec[] = [
   {
@@ -25,7 +27,7 @@ export const COMMANDS: CommandSpec[] = [
     options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
       ["--version <version>", "Version string recorded in the manifest"],
       ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
+      CMDLINE],
     load: () => import("./commands/stage.ts"),
   },
   {
@@ -54,31 +56,31 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "status",
     description: "Show the booted, staged and rollback deployments (like bootc status)",
-    options: [SYSROOT, ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"], JSON_OPT,
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
+    options: [SYSROOT, ESP, JSON_OPT,
+      CMDLINE],
     load: () => import("./commands/status.ts"),
   },
   {
     name: "rollback",
     description: "Make the previous deployment the default (or call off a staged one)",
-    options: [SYSROOT, ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"], JSON_OPT,
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
+    options: [SYSROOT, ESP, JSON_OPT,
+      CMDLINE],
     load: () => import("./commands/rollback.ts"),
   },
   {
     name: "cleanup",
     description: "Remove deployments other than booted, staged and one rollback, and what only they used",
-    options: [SYSROOT, ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"], JSON_OPT,
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"],
+    options: [SYSROOT, ESP, JSON_OPT,
+      CMDLINE,
       ["--dry-run", "Only say what would be removed"]],
     load: () => import("./commands/cleanup.ts"),
   },
   {
     name: "kargs [id]",
     description: "Show or edit a deployment's kernel arguments (default: the next boot's)",
-    options: [SYSROOT, ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"],
+    options: [SYSROOT, ESP,
       ["--append <arg>", "Add an argument (repeatable)"], ["--delete <arg>", "Remove an argument; NAME= removes all of that name (repeatable)"],
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
+      CMDLINE],
     load: () => import("./commands/kargs.ts"),
   },
   {
@@ -97,8 +99,8 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "finalize",
     description: "Carry /etc changes to the staged deployment (run at shutdown by particle-finalize.service)",
-    options: [SYSROOT, ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"], JSON_OPT,
-      ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"]],
+    options: [SYSROOT, ESP, JSON_OPT,
+      CMDLINE],
     load: () => import("./commands/finalize.ts"),
   },
 ];

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { composefsTree, metacopyValue, redirectValue } from "../../runtime/src/composefs/encode.ts";
 import { writeErofs } from "../../runtime/src/erofs/writer.ts";
-import type { Inode, NodeKind } from "../../runtime/src/tree/model.ts";
+import type { Inode } from "../../runtime/src/tree/model.ts";
+import { inodeFromStat, kindOf } from "../../runtime/src/tree/scan.ts";
 
 // A small real tree by default (the whole of /usr/share takes minutes to mirror on a loaded host);
 // EROFS_SIZE_TREE=/usr/lib measures a ~70k-inode tree.
@@ -41,25 +42,14 @@ function listing(dir: string): string {
     .join("\n");
 }
 
-const KINDS: Record<number, NodeKind> = {
-  0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chr", 0o060000: "blk", 0o010000: "fifo", 0o140000: "sock",
-};
 
 /** A plain scanner (no xattrs) so the test runs under Node; digests are made up from the path. */
 function scan(path: Buffer, data: "object" | "path" = "object", links = new Map<bigint, Inode>()): Inode {
   const st: BigIntStats = lstatSync(path, { bigint: true });
-  const kind = KINDS[Number(st.mode) & 0o170000]!;
+  const kind = kindOf(st.mode)!;
   if (kind !== "dir" && st.nlink > 1n && links.has(st.ino)) return links.get(st.ino)!;
-  const inode: Inode = {
-    kind,
-    perm: Number(st.mode) & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-    xattrs: [],
-    size: kind === "file" ? Number(st.size) : 0,
-  };
+  const inode = inodeFromStat(st, kind, []);
+  if (kind === "file") inode.size = Number(st.size);
   if (kind === "file")
     inode.data = data === "path" ? { kind: "path", path } : { kind: "object", digest: createHash("sha256").update(path).digest("hex") };
   if (kind === "symlink") inode.target = readlinkSync(path, { encoding: "buffer" }) as Buffer;

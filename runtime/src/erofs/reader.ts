@@ -12,35 +12,19 @@ import {
   SUPER_OFFSET,
   XATTR_IBODY_HEADER_SIZE,
 } from "./format.ts";
+import type { InodeFields } from "./inode.ts";
+import type { SuperFields } from "./superblock.ts";
 
-export interface SuperInfo {
+/** The superblock as read back: what the writer sets, plus what it always leaves fixed. */
+export interface SuperInfo extends SuperFields {
   blkszbits: number;
-  rootNid: number;
-  inos: number;
-  buildTimeSec: number;
-  buildTimeNsec: number;
-  blocks: number;
-  metaBlkaddr: number;
-  xattrBlkaddr: number;
   uuid: Buffer;
   featureCompat: number;
-  featureIncompat: number;
 }
 
-export interface RawInode {
+/** An inode as read back: the writer's fields plus where it sits. */
+export interface RawInode extends InodeFields {
   nid: number;
-  extended: boolean;
-  layout: number;
-  mode: number;
-  nlink: number;
-  size: number;
-  iu: number;
-  ino: number;
-  uid: number;
-  gid: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  xattrICount: number;
   /** Byte offset of the inode in the image. */
   offset: number;
   /** Size of inode + xattr body. */

@@ -43,6 +43,23 @@ export function sameKey(a: StatKey, b: StatKey): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
+/** The file kind of a stat mode, or undefined for a type the model does not know. */
+export const kindOf = (mode: bigint | number): NodeKind | undefined => KINDS[Number(mode) & S_IFMT];
+
+/** The attributes every inode takes from lstat; kind-specific parts (data, target, rdev, entries) are the caller's. */
+export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]): Inode {
+  return {
+    kind,
+    perm: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    xattrs,
+    size: 0,
+  };
+}
+
 function readXattrs(path: Buffer): Xattr[] {
   const names = listXattrs(path);
   if (names.length === 0) return [];
@@ -57,23 +74,14 @@ export function scanTree(rootPath: string): ScanResult {
   let totalBytes = 0;
 
   const visit = (path: Buffer, st: BigIntStats): Inode => {
-    const kind = KINDS[Number(st.mode) & S_IFMT];
+    const kind = kindOf(st.mode);
     if (!kind) throw new Error(`${path.toString()}: unsupported file type (mode ${st.mode.toString(8)})`);
     if (kind !== "dir" && st.nlink > 1n) {
       const linkKey = `${st.dev}:${st.ino}`;
       const seen = links.get(linkKey);
       if (seen) return seen;
     }
-    const inode: Inode = {
-      kind,
-      perm: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
-      mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-      xattrs: readXattrs(path),
-      size: 0,
-    };
+    const inode = inodeFromStat(st, kind, readXattrs(path));
     if (kind !== "dir" && st.nlink > 1n) links.set(`${st.dev}:${st.ino}`, inode);
     switch (kind) {
       case "file":
