@@ -2,7 +2,7 @@
 // the serial console, and returns the script's output and exit status. The whole console goes to a
 // log file so a failing test can be debugged after the fact.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, sh } from "./guest.ts";
@@ -87,7 +87,8 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     // -nodefaults: no floppy, CD-ROM or VGA to probe (seconds each under TCG); the serial console
     // on stdio is all the harness reads (-nographic, minus the muxed monitor).
     "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", "2", "-m", "2048", "-nodefaults", "-display", "none",
-    "-serial", "stdio", "-no-reboot",
+    // ttyS1: the agent's report alone (see test/guest/agent/particle-test-agent).
+    "-serial", "stdio", "-serial", `file:${join(work, "agent.out")}`, "-no-reboot",
     ...(o.kernel ? ["-kernel", o.kernel, "-initrd", o.initrd!, "-append", `${o.append ?? ""} ${KERNEL_ARGS}`] : []),
     ...(o.machineArgs ?? []),
   ];
@@ -141,15 +142,18 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   await done;
   const wallMs = Date.now() - start;
   await new Promise<void>((r) => log.end(r));
+  const report = existsSync(join(work, "agent.out")) ? readFileSync(join(work, "agent.out"), "latin1").replace(/\r/g, "") : "";
   rmSync(work, { recursive: true, force: true });
 
   const consoleText = text.replace(/\r/g, "");
-  const lines = consoleText.split("\n");
-  const output = lines.flatMap((l) => {
+  // The report port when the agent used it; the console copy (interleaved with kernel messages)
+  // only for a guest whose agent predates it.
+  const source = report.includes("@@") ? report : consoleText;
+  const output = source.split("\n").flatMap((l) => {
     const m = LINE.exec(l);
     return m ? [m[1]!] : [];
   });
-  const exit = EXIT.exec(consoleText);
+  const exit = EXIT.exec(source);
   const ready = READY.exec(consoleText);
   return {
     output: output.join("\n"),
