@@ -264,6 +264,12 @@ describe("bad input leaves the store valid", () => {
       expect(r.stderr).toMatch(/bytes free/);
       expect(storeState(fsdir)).toEqual({ deploy: ["1"], tmp: [] });
       expect(particle(["verify", "--sysroot", fsdir]).code).toBe(0);
+      // A full erofs image needs the whole tree's bytes: refused before anything is written.
+      const pre = particle(["stage", `dir:${tree}`, "--sysroot", fsdir, "--format", "erofs"]);
+      expect(pre.code).not.toBe(0);
+      expect(pre.stderr).toMatch(/not enough free space, nothing was written/);
+      expect(pre.stderr).toMatch(new RegExp(`sysroot ${fsdir}.*needs [0-9.]+ MiB.*only [0-9.]+ MiB is free`));
+      expect(storeState(fsdir)).toEqual({ deploy: ["1"], tmp: [] });
     } finally {
       execFileSync("umount", [fsdir]);
       mounted.splice(mounted.indexOf(fsdir), 1);

@@ -22,6 +22,7 @@ import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
 import { imagePath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
+import { precheckStageSpace } from "./space.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
 import { describeSource, materialize, parseSource } from "./source.ts";
@@ -87,6 +88,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const scan = scanTree(treeDir);
   addMountPoints(scan.root);
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
+  const short = precheckStageSpace(opts.format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
+  if (short) throw short;
 
   const image = join(work, "image");
   let objectsAdded = 0;
