@@ -15,7 +15,7 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: all deps build test test-unit test-host test-qemu bench demo install clean typecheck
+.PHONY: all deps build test test-unit test-host test-qemu bench demo run install clean typecheck
 
 all: build
 
@@ -62,6 +62,15 @@ bench: deps build
 
 demo: deps build
 	bash test/demo.sh
+
+# Boots the disk `make demo` left behind, on this terminal (log in as root, no password; Ctrl-a x quits).
+DEMO_DISK := $(CACHE)/demo/disk.img
+run:
+	@test -f $(DEMO_DISK) || { echo "run: $(DEMO_DISK) does not exist; run make demo first" >&2; exit 1; }
+	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic \
+	  -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+	  -drive if=pflash,format=raw,unit=1,file=$(DEMO_DISK).vars.fd \
+	  -drive file=$(DEMO_DISK),format=raw,if=virtio
 
 install: build
 	install -D -m 0755 dist/particle $(DESTDIR)$(PREFIX)/bin/particle
