@@ -130,12 +130,20 @@ export async function boot(o: BootOptions): Promise<BootResult> {
         killTimer = setTimeout(kill, 60_000);
       }
     };
+    // The console copy of READY can be lost (getty resets the console as the agent starts): the
+    // report port is the one to watch.
+    const reportFile = join(work, "agent.out");
+    const poll = setInterval(() => {
+      if (readyMs !== null || !existsSync(reportFile)) return;
+      if (READY.test(readFileSync(reportFile, "latin1"))) readyMs = Date.now() - start;
+    }, 500);
     qemu.stdout.on("data", onData);
     qemu.stderr.on("data", onData);
     qemu.on("close", () => {
       live.delete(qemu);
       clearTimeout(overall);
       clearTimeout(killTimer);
+      clearInterval(poll);
       resolve();
     });
   });
@@ -154,7 +162,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
     return m ? [m[1]!] : [];
   });
   const exit = EXIT.exec(source);
-  const ready = READY.exec(consoleText);
+  const ready = READY.exec(source) ?? READY.exec(consoleText);
   return {
     output: output.join("\n"),
     exitCode: exit ? Number(exit[1]) : null,
