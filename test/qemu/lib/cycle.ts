@@ -14,6 +14,9 @@ export const PARTICLE = join(REPO, "dist/particle");
 /** The one file B adds: its object is B's alone (nothing in A has these bytes). */
 export const B_MARKER = "usr/share/particle-test/update-b";
 export const B_MARKER_TEXT = "Particle-OS update B: this file exists only in deployment B\n";
+/** Update C (the power-cut, fallback and cleanup steps): tree A plus a file of its own. */
+export const C_MARKER = "usr/share/particle-test/update-c";
+export const C_MARKER_TEXT = "Particle-OS update C: staged after a power cut, booted after a failing D\n";
 const DISK_SIZE = "4G";
 /** Bump when the install step or the update tree's recipe changes. */
 const CYCLE_VERSION = "1";
@@ -25,6 +28,8 @@ export interface CycleInputs {
   installed: string;
   /** ext4 image holding tree B, attached as /dev/vdc. */
   treeB: string;
+  /** ext4 image holding tree C, attached as /dev/vdc in the later boots. */
+  treeC: string;
   installLog: string;
 }
 
@@ -50,14 +55,14 @@ async function installedDisk(g: GuestTree, initrd: string, log: (m: string) => v
   return { path, log: out };
 }
 
-/** Tree B: tree A plus one new file, as an ext4 image the guest mounts read-only and stages from. */
-async function treeBImage(g: GuestTree): Promise<string> {
-  return cached(`tree-b-${hashOf(CYCLE_VERSION, g.key, B_MARKER_TEXT)}.img`, async (out) => {
+/** An update: tree A plus one new file, as an ext4 image the guest mounts read-only and stages from. */
+async function updateImage(g: GuestTree, name: string, marker: string, text: string): Promise<string> {
+  return cached(`tree-${name}-${hashOf(CYCLE_VERSION, g.key, marker, text)}.img`, async (out) => {
     const dir = `${out}.d`;
     try {
       sh("cp", ["-a", "--reflink=auto", g.dir, dir]);
-      mkdirSync(join(dir, B_MARKER, ".."), { recursive: true });
-      writeFileSync(join(dir, B_MARKER), B_MARKER_TEXT);
+      mkdirSync(join(dir, marker, ".."), { recursive: true });
+      writeFileSync(join(dir, marker), text);
       makeExt4(out, dir, 64);
     } finally {
       sh("rm", ["-rf", dir]);
@@ -69,8 +74,9 @@ export async function prepareCycle(log: (m: string) => void = () => {}): Promise
   const g = await guestTree();
   const initrd = await initramfs(g);
   const installed = await installedDisk(g, initrd, log);
-  const treeB = await treeBImage(g);
-  return { g, initrd, installed: installed.path, treeB, installLog: installed.log };
+  const treeB = await updateImage(g, "b", B_MARKER, B_MARKER_TEXT);
+  const treeC = await updateImage(g, "c", C_MARKER, C_MARKER_TEXT);
+  return { g, initrd, installed: installed.path, treeB, treeC, installLog: installed.log };
 }
 
 /** A working copy of the installed disk (sparse) with fresh EFI variables. */
@@ -124,6 +130,64 @@ particle cleanup
 particle status --json | j after
 [ -e "/sysroot/particle/objects/${object.slice(0, 2)}/${object.slice(2)}" ] && kv object-exists yes || kv object-exists no
 particle status
+`;
+}
+
+const objectOf = (digest: string) => `/sysroot/particle/objects/${digest.slice(0, 2)}/${digest.slice(2)}`;
+
+/** Boot 3, continued: stage C from /dev/vdc and let the host cut the power half-way (POWER_CUT). */
+export const POWER_CUT = /@@\| POWER-CUT-NOW/;
+export const STAGE_C_CUT = `
+mkdir -p /run/tree-c && mount -o ro /dev/vdc /run/tree-c
+particle stage dir:/run/tree-c >/run/stage-c.log 2>&1 &
+pid=$!
+# Cut once objects are being written: the scan is done and staging reads and copies files.
+for i in $(seq 1 600); do grep -q scanned /run/stage-c.log && break; sleep 1; done
+sleep 10
+kill -0 $pid 2>/dev/null && kv stage-running yes || kv stage-running no
+kv tmp-at-cut "$(ls /sysroot/particle/tmp | wc -l)"
+kv deployments-at-cut "$(ls /sysroot/particle/deploy | tr '\\n' ' ')"
+echo POWER-CUT-NOW
+sleep 900
+`;
+
+/**
+ * Boot 4, after the power cut, on A: nothing of C may exist. Then stage C for real, and D (the same
+ * tree) with init=/bin/false, which makes D fail right after the switch to its root.
+ * D gets one try instead of three: each failed try is the same ~1-minute boot under TCG, and the
+ * counting itself (+3 → +2-1 → …) is systemd-boot's; host tests check that entries get +3.
+ */
+export const AFTER_CUT = `${PRELUDE}
+particle status --json | j status
+kv deployments "$(ls /sysroot/particle/deploy | tr '\\n' ' ')"
+kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
+kv tmp-left "$(ls /sysroot/particle/tmp | wc -l)"
+mkdir -p /run/tree-c && mount -o ro /dev/vdc /run/tree-c
+c=$(particle stage --json dir:/run/tree-c | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
+kv c "$c"
+kv tmp-after-stage "$(ls /sysroot/particle/tmp | wc -l)"
+d=$(particle stage --json dir:/run/tree-c | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
+kv d "$d"
+umount /run/tree-c
+particle kargs "$d" --append init=/bin/false
+f=$(grep -lE "particle[.]deploy=$d( |$)" /efi/loader/entries/*.conf)
+mv "$f" "\${f%+3.conf}+1.conf"
+sync
+kv d-entry "$(basename "\${f%+3.conf}+1.conf")"
+particle status --json | j after
+`;
+
+/** Boot 6, after D failed and systemd-boot fell back to C: cleanup frees B and D. */
+export function afterFallback(objectB: string): string {
+  return `${PRELUDE}
+kv marker-c "$(cat /${C_MARKER})"
+particle status
+particle status --json | j status
+particle cleanup
+particle status --json | j after
+kv deployments "$(ls /sysroot/particle/deploy | tr '\\n' ' ')"
+kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
+[ -e "${objectOf(objectB)}" ] && kv object-b yes || kv object-b no
 `;
 }
 
