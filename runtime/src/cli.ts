@@ -105,9 +105,10 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "layer <action> [...packages]",
-    description: "install | remove | list: Debian packages layered onto the deployment with apt (DKMS included)",
+    description: "install | remove | list | reapply: Debian packages layered onto the deployment with apt (DKMS included)",
     options: [SYSROOT, ESP, JSON_OPT, CMDLINE,
-      ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"]],
+      ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
+      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"]],
     load: () => import("./commands/layer.ts"),
   },
 ];

@@ -3,7 +3,7 @@ import { UsageError } from "../cli.ts";
 import { makeBootable, precheckEsp } from "../deployments/make-bootable.ts";
 import { readStatus } from "../deployments/read.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
-import { layerPackages } from "../layer/layer.ts";
+import { layerPackages, reapplyLayers, type LayerResult } from "../layer/layer.ts";
 import { baseOf } from "../layer/plan.ts";
 import { listDeployments } from "../store/deployments.ts";
 import { storeLayout } from "../store/layout.ts";
@@ -37,19 +37,27 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     }
     return;
   }
-  if (action !== "install" && action !== "remove") throw new UsageError(`layer ${action ?? ""}: expected install, remove or list`);
-  if (packages.length === 0) throw new UsageError(`layer ${action}: name at least one package`);
+  if (action !== "install" && action !== "remove" && action !== "reapply") throw new UsageError(`layer ${action ?? ""}: expected install, remove, list or reapply`);
+  if (action === "reapply" ? packages.length > 0 || opts.onto === undefined : packages.length === 0) {
+    throw new UsageError(action === "reapply" ? "layer reapply takes --onto ID and no packages" : `layer ${action}: name at least one package`);
+  }
   const boot = stageBootTarget(opts);
   if (boot) {
     const e = precheckEsp(boot.esp, boot.bootedId);
     if (e) throw e;
   }
-  const r = await layerPackages({
-    sysroot: String(opts.sysroot),
-    from: fromDeployment(opts),
-    request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages },
-    log,
-  });
+  const sysroot = String(opts.sysroot);
+  const from = fromDeployment(opts);
+  let r: LayerResult;
+  if (action === "reapply") {
+    const previous = listDeployments(storeLayout(sysroot)).find((d) => d.id === from);
+    if (!previous) throw new Error(`deployment ${from} not found`);
+    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, log });
+    if (!got) throw new Error(`deployment ${from} has no layered packages to re-apply`);
+    r = got;
+  } else {
+    r = await layerPackages({ sysroot, from, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
+  }
   let entry: string | undefined;
   if (boot) {
     // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has

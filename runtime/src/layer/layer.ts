@@ -4,7 +4,7 @@
 // (still mounted) as a dir: source, unmount everything. apt fails → nothing was staged, tmp/ is
 // removed, the store is as before.
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Manifest } from "../manifest.ts";
 import { unmountTree } from "../mounts/index.ts";
 import { kernelVersions } from "../install/initramfs.ts";
@@ -42,10 +42,10 @@ export function aptListsDir(l: StoreLayout): string {
 }
 
 export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
-  return withStoreLocked(o.sysroot, `layer ${o.request.install.map((p) => `+${p}`).concat(o.request.remove.map((p) => `-${p}`)).join(" ")}`, o.log, (l, deployments) => {
+  return withStoreLocked(o.sysroot, `layer ${o.request.install.map((p) => `+${p}`).concat(o.request.remove.map((p) => `-${p}`)).join(" ")}`, o.log, (l, deployments, sysroot) => {
     const from = deployments.find((m) => m.id === o.from);
     if (!from) throw new Error(`deployment ${o.from} not found in ${l.deploy}`);
-    return applyPlan(l, o.sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}));
+    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}));
   });
 }
 
@@ -57,20 +57,22 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
  */
 export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; log?: (m: string) => void }): Promise<LayerResult | undefined> {
   if (!o.previous.layered?.length) return undefined;
-  return withStoreLocked(o.sysroot, `layer (re-apply onto ${o.baseId})`, o.log, (l, deployments) => {
+  return withStoreLocked(o.sysroot, `layer (re-apply onto ${o.baseId})`, o.log, (l, deployments, sysroot) => {
     const base = deployments.find((m) => m.id === o.baseId);
     if (!base) throw new Error(`deployment ${o.baseId} not found in ${l.deploy}`);
-    return applyPlan(l, o.sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}));
+    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}));
   });
 }
 
-async function withStoreLocked<T>(sysroot: string, what: string, log: ((m: string) => void) | undefined, fn: (l: StoreLayout, ds: Manifest[]) => Promise<T>): Promise<T> {
+async function withStoreLocked<T>(sysrootArg: string, what: string, log: ((m: string) => void) | undefined, fn: (l: StoreLayout, ds: Manifest[], sysroot: string) => Promise<T>): Promise<T> {
+  // Absolute: overlayfs refuses relative layer paths.
+  const sysroot = resolve(sysrootArg);
   const l = storeLayout(sysroot);
   initStore(l);
   const lock = acquireLock(l.lock, what, log ?? (() => {}));
   try {
     cleanTmp(l);
-    return await fn(l, listDeployments(l));
+    return await fn(l, listDeployments(l), sysroot);
   } finally {
     cleanTmp(l);
     lock.release();
