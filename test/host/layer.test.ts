@@ -1,13 +1,13 @@
 // particle layer on the host, for real: the Debian trixie guest tree (cached mmdebstrap build) is
 // staged as the base, packages from Debian's archive are layered onto it with apt and dpkg in a
 // chroot, the deployments are mounted and searched. Needs root and deb.debian.org.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { guestBase } from "../qemu/lib/guest.ts";
-import { particle, particleOk, stageJson } from "./lib/particle.ts";
+import { PARTICLE, particle, particleOk, stageJson } from "./lib/particle.ts";
 import { aptFloor, mountsBelow, storeListing } from "./lib/layer.ts";
 import { initramfsInputsKey } from "../../runtime/src/deployments/initramfs-reuse.ts";
 import { kernelPath } from "../../runtime/src/install/initramfs.ts";
@@ -135,6 +135,25 @@ describe("particle layer on a Debian trixie tree", () => {
     expect(r2.stderr).toMatch(/not layered on deployment \d+: bash/);
     expect(storeListing(join(sysroot, "particle"))).toEqual(before);
   });
+
+  it("a killed layer run leaves only tmp/ behind: the next command unmounts and clears it", async () => {
+    const before = storeListing(join(sysroot, "particle"));
+    const child = spawn(PARTICLE, ["layer", "install", "hello", "--from", base.id, "--sysroot", sysroot], { detached: true, stdio: "ignore" });
+    const exited = new Promise((res) => child.on("exit", res));
+    const t = Date.now();
+    // Killed once the chroot is set up (apt running inside), with everything it started.
+    while (!mountsBelow(sysroot).some((m) => m.endsWith("/root/proc"))) {
+      if (Date.now() - t > 120_000) throw new Error("the layer run never mounted its chroot");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    process.kill(-child.pid!, "SIGKILL");
+    await exited;
+    expect(mountsBelow(sysroot).length).toBeGreaterThan(2);
+    const r = particle(["layer", "install", "particle-no-such-package", "--from", base.id, "--sysroot", sysroot]);
+    expect(r.stderr).toMatch(/E: Unable to locate package particle-no-such-package/);
+    expectClean();
+    expect(storeListing(join(sysroot, "particle"))).toEqual(before);
+  }, 300_000);
 
   it("a DKMS package builds for the tree's kernel, not the running one; the initramfs inputs change", () => {
     const kver = manifest(base.id).kernel!;

@@ -83,10 +83,14 @@ export function planReapply(o: { base: Manifest; previous: Manifest }): LayerPla
   };
 }
 
-/** Options every apt-get run gets: no prompts, keep local conffiles, no recommends. */
+/**
+ * Options every apt-get run gets: no prompts, keep local conffiles, no recommends. dpkg's
+ * --force-unsafe-io skips its fsync per unpacked file: the tree is a scratch overlay that staging
+ * syncs (syncfs) before anything gets a final name, and a crash throws it away.
+ */
 export const APT_OPTIONS = [
   "-y", "-q", "--no-install-recommends",
-  "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+  "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-unsafe-io",
   "-o", "APT::Sandbox::User=root",
 ];
 
