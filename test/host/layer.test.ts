@@ -136,6 +136,19 @@ describe("particle layer on a Debian trixie tree", () => {
     expect(storeListing(join(sysroot, "particle"))).toEqual(before);
   });
 
+  it("no network: apt's download error, no deployment, the store unchanged", () => {
+    // The lists cached by the runs above: apt resolves the package, then cannot download it.
+    expect(readdirSync(join(sysroot, "particle/cache/apt-lists")).some((f) => f.endsWith("_Packages"))).toBe(true);
+    const before = storeListing(join(sysroot, "particle"));
+    // A network namespace with only a down loopback: apt's lists (cached) resolve, downloads fail.
+    const r = particle(["layer", "install", "cowsay", "--from", base.id, "--sysroot", sysroot], { wrap: ["unshare", "--net"] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/apt-get install failed .*exit 100\):\nE: Failed to fetch http:\/\/deb\.debian\.org\/\S+\s+Temporary failure resolving 'deb\.debian\.org'\n/);
+    expect(r.stderr).toMatch(/^E: Failed to fetch \S+\/cowsay_\S+\.deb/m);
+    expect(storeListing(join(sysroot, "particle"))).toEqual(before);
+    expectClean();
+  });
+
   it("a killed layer run leaves only tmp/ behind: the next command unmounts and clears it", async () => {
     const before = storeListing(join(sysroot, "particle"));
     const child = spawn(PARTICLE, ["layer", "install", "hello", "--from", base.id, "--sysroot", sysroot], { detached: true, stdio: "ignore" });

@@ -98,8 +98,9 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
           log("apt-get update");
           await chrootRun(root, cmds.update, "apt-get update");
           for (const c of cmds.purge) {
-            log(c.slice(c.indexOf("purge") >= 0 ? c.indexOf("purge") : c.indexOf("autoremove")).join(" "));
-            await chrootRun(root, c, "apt-get purge");
+            const what = c.includes("autoremove") ? "apt-get autoremove --purge" : `apt-get purge ${plan.aptPurge.join(" ")}`;
+            log(what);
+            await chrootRun(root, c, what);
           }
           if (cmds.simulate) {
             const sim = await chrootRun(root, cmds.simulate, "apt-get install (resolving)");
