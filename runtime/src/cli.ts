@@ -103,6 +103,14 @@ export const COMMANDS: CommandSpec[] = [
       CMDLINE],
     load: () => import("./commands/finalize.ts"),
   },
+  {
+    name: "layer <action> [...packages]",
+    description: "install | remove | list | reapply: Debian packages layered onto the deployment with apt (DKMS included)",
+    options: [SYSROOT, ESP, JSON_OPT, CMDLINE,
+      ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
+      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"]],
+    load: () => import("./commands/layer.ts"),
+  },
 ];
 
 export async function main(argv0: string, argv: string[]): Promise<number> {
@@ -115,7 +123,7 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
     cmd.action(async (...a: unknown[]) => {
       const opts = a.pop() as Record<string, any>;
       const mod = await spec.load();
-      await mod.default(a.filter((x) => x !== undefined).map(String), opts);
+      await mod.default(a.flat().filter((x) => x !== undefined).map(String), opts);
     });
   }
   cli.help();

@@ -29,6 +29,10 @@ export const Manifest = z.object({
   bytes: z.number().nonnegative(),
   /** Kernel shipped in the tree (/usr/lib/modules/<kver>/vmlinuz), if any. */
   kernel: z.string().optional(),
+  /** For a deployment made by `particle layer`: the image its packages were layered onto. */
+  base: z.object({ id: DeploymentId, imageDigest: Sha256Hex }).optional(),
+  /** Packages layered onto `base` with apt (what `particle upgrade` re-applies), sorted. */
+  layered: z.array(z.string()).optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -11,6 +11,7 @@ function block(role: string, d: DeploymentStatus, mark: string): string[] {
     `    version: ${d.version ?? "-"} (staged ${d.created})`,
   ];
   if (d.kernel) lines.push(`     kernel: ${d.kernel}`);
+  if (d.layered) lines.push(`    layered: ${d.layered.length ? d.layered.join(" ") : "-"} (on deployment ${d.base?.id ?? "?"})`);
   lines.push(`      entry: ${e ? `${e.file}${tries}` : "none (will not boot)"}`);
   for (const c of d.etcConflicts) lines.push(`   conflict: /etc/${c.path}: local ${c.local}, image ${c.image}; saved as ${c.savedAs}`);
   return lines;

@@ -66,6 +66,10 @@ export const DeploymentStatus = z.object({
   bootEntry: BootEntryStatus.nullable(),
   /** Local /etc changes that could not be carried over to this deployment. */
   etcConflicts: z.array(EtcConflict),
+  /** Made by `particle layer`: the unlayered image it stands on (deployment id and image digest). */
+  base: z.object({ id: DeploymentId, imageDigest: Sha256Hex }).optional(),
+  /** Made by `particle layer`: the packages layered onto `base` (possibly none after a remove). */
+  layered: z.array(z.string()).optional(),
 });
 export type DeploymentStatus = z.infer<typeof DeploymentStatus>;
 
@@ -139,6 +143,7 @@ export function buildStatus(input: StatusInput): Host {
       id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
       format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
+      ...(m.layered ? { base: m.base, layered: m.layered } : {}),
     };
   };
 

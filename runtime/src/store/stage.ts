@@ -25,6 +25,7 @@ import { acquireLock } from "./lock.ts";
 import { precheckStageSpace } from "./space.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
+import { unmountTree } from "../mounts/index.ts";
 import { describeSource, materialize, parseSource } from "./source.ts";
 
 const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
@@ -35,6 +36,10 @@ export interface StageOptions {
   format: RootFormat;
   version?: string;
   log?: (msg: string) => void;
+  /** The caller holds the store lock and cleaned tmp/ itself (particle layer stages a mount under tmp/). */
+  lockHeld?: boolean;
+  /** Manifest fields set by the caller: a better `source`, and what `particle layer` records. */
+  manifest?: Partial<Pick<Manifest, "source" | "base" | "layered">>;
 }
 
 export interface StageResult {
@@ -58,6 +63,9 @@ export function initStore(l: StoreLayout): void {
 /** Removes what a crashed command left in tmp/. Only called with the store lock held. */
 export function cleanTmp(l: StoreLayout): void {
   if (!existsSync(l.tmp)) return;
+  // A killed `particle layer` leaves its mounts (the deployment, the chroot's /proc and /dev) under
+  // tmp/: detach them first, never remove through them.
+  unmountTree(l.tmp, { lazy: true });
   for (const name of readdirSync(l.tmp)) rmSync(join(l.tmp, name), { recursive: true, force: true });
 }
 
@@ -66,22 +74,22 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
   const src = parseSource(opts.source);
   const l = storeLayout(opts.sysroot);
   initStore(l);
-  const lock = acquireLock(l.lock, `stage ${opts.source}`, log);
+  const lock = opts.lockHeld ? undefined : acquireLock(l.lock, `stage ${opts.source}`, log);
   let work: string | undefined;
   try {
-    cleanTmp(l);
+    if (!opts.lockHeld) cleanTmp(l);
     work = mkdtempSync(join(l.tmp, "stage-"));
     return await stageLocked(l, opts, work, src, log);
   } catch (e) {
     throw explainNoSpace(e, opts.sysroot);
   } finally {
     if (work) rmSync(work, { recursive: true, force: true });
-    lock.release();
+    lock?.release();
   }
 }
 
 async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src: ReturnType<typeof parseSource>, log: (m: string) => void): Promise<StageResult> {
-  const sourceName = describeSource(src);
+  const sourceName = opts.manifest?.source ?? describeSource(src);
   const t0 = performance.now();
   const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
   const treeDir = await materialize(src, work);
@@ -96,7 +104,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   let bytesAdded = 0;
   let filesReused = 0;
   const staged = new Map<string, string>();
-  const cache = src.kind === "dir" ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
+  // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time: no cache.
+  const cache = src.kind === "dir" && !opts.lockHeld ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
 
   if (opts.format === "composefs") {
     mkdirSync(join(work, "objects"));
@@ -162,6 +171,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     files: scan.fileCount,
     bytes: scan.totalBytes,
     kernel: findKernel(treeDir),
+    ...opts.manifest,
   };
   const dep = join(work, "deploy");
   mkdirSync(join(dep, "etc", "upper"), { recursive: true });
