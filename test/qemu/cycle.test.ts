@@ -1,12 +1,16 @@
 // Issue 4 end to end: `particle install` to a disk image, booted through OVMF and systemd-boot;
-// inside the guest: stage B, reboot into B, roll back, reboot into A, clean up. Three boots; they
-// build on each other, so the tests run in order on one disk.
+// inside the guest: stage B, reboot into B, roll back, reboot into A, clean up; cut the power while
+// staging C; stage C and a failing D; D fails, systemd-boot falls back to C; cleanup frees B and D.
+// Six boots; they build on each other, so the tests run in order on one disk.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { B_MARKER_TEXT, backOnA, copyDisk, ON_B, parse, prepareCycle, STAGE_B, timing, type CycleInputs, type Parsed } from "./lib/cycle.ts";
-import { runDisk } from "./lib/ovmf.ts";
+import {
+  AFTER_CUT, afterFallback, B_MARKER_TEXT, backOnA, C_MARKER_TEXT, copyDisk, ON_B, parse, POWER_CUT, prepareCycle, STAGE_B, STAGE_C_CUT, timing,
+  type CycleInputs, type Parsed,
+} from "./lib/cycle.ts";
+import { bootDisk, runDisk } from "./lib/ovmf.ts";
 
 // Boot 1 seals (enables fs-verity on) every object of A and then stages a whole trixie tree under
 // TCG (every file digested): 5-10 minutes on a loaded host.
@@ -76,8 +80,10 @@ describe("install, stage, reboot, rollback, cleanup (issue 4)", () => {
     expect(b.json.after.status.staged.id).toBe(idA);
   }, TEST_TIMEOUT);
 
-  it("boots A again after the rollback; cleanup keeps booted A and rollback B", async () => {
-    const r = await boot("cycle-3-back-on-a", backOnA(b.kv.object!));
+  it("boots A again after the rollback; cleanup keeps booted A and rollback B; the power is cut while staging C", async () => {
+    const r = await bootDisk({ name: "cycle-3-back-on-a", disk, script: backOnA(b.kv.object!) + STAGE_C_CUT, lateDisks: [c.treeC], until: POWER_CUT, timeoutMs: BOOT_TIMEOUT });
+    console.log(`cycle-3-back-on-a: ${timing(r)}`);
+    expect(r.matched, `no power cut point (console log: ${r.logFile})\n${r.output}`).toBe(true);
     const p = parse(r);
     expect(p.json.status.status.booted.id).toBe(idA);
     expect(p.json.status.status.rollback.id).toBe(idB);
@@ -86,7 +92,62 @@ describe("install, stage, reboot, rollback, cleanup (issue 4)", () => {
     expect(after.rollback.id).toBe(idB);
     expect(after.other).toEqual([]);
     // B is the rollback deployment, which cleanup keeps (booted + staged + one rollback), so its
-    // object stays; freeing it needs B to drop out of that set (a later update).
+    // object stays until B drops out of that set (the last test).
     expect(p.kv["object-exists"]).toBe("yes");
+    // The cut came mid-staging: the stage was still running and had work in tmp/.
+    expect(p.kv["stage-running"]).toBe("yes");
+    expect(Number(p.kv["tmp-at-cut"])).toBeGreaterThan(0);
+  }, TEST_TIMEOUT);
+
+  let idC: string;
+  let idD: string;
+  it("after the power cut, A boots with no trace of C; C and a failing D are staged", async () => {
+    const r = await boot("cycle-4-after-cut", AFTER_CUT, [c.treeC]);
+    const p = parse(r);
+    const s = p.json.status.status;
+    expect(s.booted.id).toBe(idA);
+    expect(s.staged).toBeNull();
+    expect([s.booted.id, s.rollback?.id, ...s.other.map((d: any) => d.id)].sort()).toEqual([idA, idB].sort());
+    expect(p.kv.deployments!.trim().split(" ").sort()).toEqual([idA, idB].sort());
+    // One entry each for A and B: none for C, whose staging never finished.
+    expect(p.kv.entries!.trim().split(" ")).toHaveLength(2);
+    // The next stage empties what the cut left in tmp/.
+    expect(p.kv["tmp-after-stage"]).toBe("0");
+    idC = p.kv.c!;
+    idD = p.kv.d!;
+    expect(idC).toBeTruthy();
+    expect(idD).toBeTruthy();
+    const after = p.json.after;
+    expect(after.spec.defaultDeployment).toBe(idD);
+    expect(after.status.staged.bootEntry.options).toContain("init=/bin/false");
+    expect(after.status.staged.bootEntry.triesLeft).toBe(1);
+  }, TEST_TIMEOUT);
+
+  it("D's init fails: systemd-boot counts the try", async () => {
+    const r = await bootDisk({ name: "cycle-5-d-fails", disk, until: /Attempted to kill init|end Kernel panic/, timeoutMs: BOOT_TIMEOUT });
+    console.log(`cycle-5-d-fails: whole run ${(r.wallMs / 1000).toFixed(0)} s`);
+    expect(r.console).toMatch(new RegExp(`Command line: .*particle\\.deploy=${idD}(\\s|$)`, "m"));
+    expect(r.console).toMatch(/Attempted to kill init|Kernel panic/);
+  }, TEST_TIMEOUT);
+
+  it("with D's tries used up, the previous deployment C boots; cleanup frees B's objects and D", async () => {
+    const r = await boot("cycle-6-fallback", afterFallback(b.kv.object!));
+    const p = parse(r);
+    expect(p.kv["marker-c"]).toBe(C_MARKER_TEXT.trim());
+    const s = p.json.status.status;
+    expect(s.booted.id).toBe(idC);
+    expect(p.kv.cmdline).toMatch(new RegExp(`particle\\.deploy=${idC}(\\s|$)`));
+    // D is still there, its entry out of tries (ordered last, so not the default).
+    const d = [s.rollback, ...s.other].find((x: any) => x?.id === idD);
+    expect(d.bootEntry.triesLeft).toBe(0);
+    expect(p.json.status.spec.defaultDeployment).toBe(idC);
+    const after = p.json.after.status;
+    expect(after.booted.id).toBe(idC);
+    expect(after.rollback.id).toBe(idA);
+    expect(after.other).toEqual([]);
+    expect(p.kv.deployments!.trim().split(" ").sort()).toEqual([idA, idC].sort());
+    expect(p.kv.entries).not.toContain(`-${idD}+`);
+    // B's one unique object is gone with B.
+    expect(p.kv["object-b"]).toBe("no");
   }, TEST_TIMEOUT);
 });
