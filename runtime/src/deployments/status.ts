@@ -1,7 +1,7 @@
 // The model of `particle status --json`, after bootc's Host/HostStatus: zod schemas are the types,
 // and docs/status-schema.md documents the same fields. Changing a field here is an API change.
 import { z } from "zod";
-import { DeploymentId, RootFormat, Sha256Hex, type Manifest } from "../manifest.ts";
+import { DeploymentId, OciOrigin, RootFormat, Sha256Hex, type Manifest } from "../manifest.ts";
 import { predictDefault } from "../bls/loader-conf.ts";
 import type { LoadedEntry } from "../bootloader/entries.ts";
 import { getKey } from "../bls/entry.ts";
@@ -66,6 +66,8 @@ export const DeploymentStatus = z.object({
   bootEntry: BootEntryStatus.nullable(),
   /** Local /etc changes that could not be carried over to this deployment. */
   etcConflicts: z.array(EtcConflict),
+  /** The OCI image it was staged from (reference, digests, config labels and created); absent for dir:/tar: sources. */
+  image: OciOrigin.optional(),
 });
 export type DeploymentStatus = z.infer<typeof DeploymentStatus>;
 
@@ -139,6 +141,8 @@ export function buildStatus(input: StatusInput): Host {
       id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
       format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
+      // Only on image deployments: the field is an addition to v1, absent rather than null elsewhere.
+      ...(m.oci ? { image: m.oci } : {}),
     };
   };
 
