@@ -209,7 +209,7 @@ describe("signature policy options", () => {
 describe("progress", () => {
   it("renders a bar with bytes and percent", () => {
     expect(renderProgress("unpacking", 500_000, 1_000_000, 10)).toBe("unpacking [#####     ] 500.0 KB / 1.0 MB  50%");
-    expect(renderProgress("fetching", 1234)).toBe("fetching 1.2 KB");
+    expect(renderProgress("fetching", 1234, undefined)).toBe("fetching 1.2 KB");
   });
 
   it("writes plain lines at each quarter when not on a terminal, and redraws in place on one", () => {

@@ -24,7 +24,7 @@ function octal(b: Buffer, off: number, len: number, v: number): void {
   b.write(v.toString(8).padStart(len - 1, "0") + "\0", off, len, "latin1");
 }
 
-function header(name: Buffer, type: string, size: number, it: TarItem, gnu: boolean, linkname = Buffer.alloc(0)): Buffer {
+function header(name: Buffer, type: string, size: number, it: Omit<TarItem, "path">, gnu: boolean, linkname = Buffer.alloc(0)): Buffer {
   const b = Buffer.alloc(512);
   name.copy(b, 0, 0, Math.min(100, name.length));
   octal(b, 100, 8, it.mode ?? (type === "5" ? 0o755 : 0o644));
