@@ -43,7 +43,9 @@ export const COMMANDS: CommandSpec[] = [
     name: "upgrade",
     description: "Stage the tracked image again if its digest changed (the booted deployment's reference)",
     options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
-      ["--check", "Only say whether an update is available"], ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
+      ["--check", "Only say whether an update is available"],
+      ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
+      ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
     load: () => import("./commands/upgrade.ts"),
   },
   {

@@ -53,10 +53,12 @@ export function openBlob(path: string, digest: string, compression: Compression,
     z.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`blob ${digest}: zstd: ${stderr.trim() || `exit ${code}`}`))));
   });
   exited.catch(() => {});
+  // The digest is the clearer message when both fail: check it first.
+  const done = verified.then(() => exited);
+  done.catch(() => {});
   return {
     chunks: wrapErrors(z.stdout, `blob ${digest}: zstd`),
-    // The digest is the clearer message when both fail: check it first.
-    done: verified.then(() => exited),
+    done,
     abort: () => { src.destroy(); z.kill(); },
   };
 }

@@ -2,12 +2,12 @@
 // store's staging area. The order: ask the source for its digest, copy the image into the layout
 // cache (skopeo, signature policy applied), read index/manifest/config, then stream each layer.
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Inode } from "../tree/model.ts";
 import { objectPath, type StoreLayout } from "../store/layout.ts";
 import { parseOsRelease } from "../store/os-release.ts";
-import { readImage } from "./layout.ts";
+import { blobPath, readImage } from "./layout.ts";
 import { dirAt, emptyDir, fileAt, mergeLayer, toInodeTree, type Dir } from "./layers.ts";
 import { ObjectSink } from "./objects-sink.ts";
 import { unpackLayer } from "./unpack.ts";
@@ -57,7 +57,15 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
   progress.start(`unpacking ${image.layers.length} layers`, total);
   for (const [i, layer] of image.layers.entries()) {
     const what = `image ${img.ref}: layer ${i + 1}/${image.layers.length}`;
-    const upper = await unpackLayer(cache, layer, what, merged, sink, (n) => progress.add(n));
+    let upper: Dir;
+    try {
+      upper = await unpackLayer(cache, layer, what, merged, sink, (n) => progress.add(n));
+    } catch (e) {
+      // skopeo reuses any blob the layout has, so a corrupted one would fail every later stage too.
+      if (!/is corrupted/.test((e as Error).message)) throw e;
+      rmSync(blobPath(cache, layer.digest), { force: true });
+      throw new Error(`${(e as Error).message}; removed it from the cache (${cache}), staging again fetches it anew`);
+    }
     mergeLayer(merged, upper);
   }
   progress.end();

@@ -29,6 +29,7 @@ export class Progress {
   private total: number | undefined;
   private lastDraw = 0;
   private lastStep = -1;
+  private lastLine = "";
 
   constructor(private readonly out: ProgressOut) {}
 
@@ -39,6 +40,7 @@ export class Progress {
     this.done = 0;
     this.total = total;
     this.lastStep = -1;
+    this.lastLine = "";
     this.lastDraw = 0;
     this.draw(true);
   }
@@ -72,8 +74,9 @@ export class Progress {
     // Plain output: the start, each quarter of a known total, the end; nothing for unknown totals until the end.
     const step = this.total ? Math.floor((this.done / this.total) / PLAIN_STEP) : 0;
     if (!force && (step === this.lastStep || !this.total)) return;
-    if (force && step === this.lastStep && this.done !== 0) return;
+    if (line === this.lastLine) return;
     this.lastStep = step;
+    this.lastLine = line;
     this.out.write(`${line}\n`);
   }
 

@@ -6,12 +6,12 @@ export type UpgradePlan =
   | { action: "none"; reference: string; digest: string; reason: "current" | "staged"; stagedId?: string }
   | { action: "stage"; reference: string; from: string; to: string };
 
-/** The deployment whose image reference is tracked: the booted one. */
+/** The deployment whose image reference is tracked: the booted one, or the one named with --from. */
 export function trackedDeployment(manifests: readonly Manifest[], bootedId: string | undefined): Manifest & { oci: NonNullable<Manifest["oci"]> } {
-  if (!bootedId) throw new Error("not booted from a particle deployment, so no image is tracked (pass --cmdline particle.deploy=ID to name one, or use particle switch IMAGE)");
+  if (!bootedId) throw new Error("not booted from a particle deployment, so no image is tracked (name one with --from ID, or use particle switch IMAGE)");
   const m = manifests.find((x) => x.id === bootedId);
-  if (!m) throw new Error(`the booted deployment ${bootedId} is not in the store`);
-  if (!m.oci) throw new Error(`the booted deployment ${bootedId} was staged from ${m.source}, not from an image: nothing to upgrade (use particle switch IMAGE)`);
+  if (!m) throw new Error(`deployment ${bootedId} is not in the store`);
+  if (!m.oci) throw new Error(`deployment ${bootedId} was staged from ${m.source}, not from an image: nothing to upgrade (use particle switch IMAGE)`);
   return m as Manifest & { oci: NonNullable<Manifest["oci"]> };
 }
 

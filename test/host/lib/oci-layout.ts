@@ -14,6 +14,8 @@ export interface BuiltBlob {
   mediaType: string;
 }
 
+export const blobPathOf = (layout: string, digest: string): string => join(layout, "blobs", "sha256", digest.slice("sha256:".length));
+
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 export function writeBlob(layout: string, bytes: Buffer, mediaType: string): BuiltBlob {
