@@ -178,6 +178,8 @@ describe("refusals", () => {
     const manifest = JSON.parse(readFileSync(blobPathOf(layout, index.manifests[0].digest), "utf8"));
     const layer2Digest: string = manifest.layers[1].digest;
     const blob = blobPathOf(cache, layer2Digest);
+    // Without its unpacked-layer cache entry the blob is read again (with it, it would not be needed).
+    rmSync(join(sysroot, "particle/cache/oci-layers", `${layer2Digest.slice(7)}.json`));
     const bytes = readFileSync(blob);
     const at = Math.floor(bytes.length / 2);
     bytes[at] = bytes[at]! ^ 0x01;
@@ -284,6 +286,9 @@ describe("particle upgrade", () => {
     expect(j.objectsAdded).toBe(2);
     expect(j.oci.sourceDigest).toBe(v2);
     expect(deployments()).toEqual([...before, j.id].sort());
+    // Layers 1 and 3 are known from earlier stagings; layer 2 was removed from the cache by the
+    // corrupted-blob test, so it is fetched and read again, and layer 4 is new.
+    expect(up.stderr).toMatch(/unpacked 2 of 4 layers \(2 known from earlier stagings/);
     const m = JSON.parse(readFileSync(join(sysroot, "particle/deploy", j.id, "deployment.json"), "utf8"));
     expect(m.version).toBe("2.0");
     const again = particle(["upgrade", "--check", "--sysroot", sysroot, ...FROM]);

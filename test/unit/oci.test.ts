@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { TarReader } from "../../runtime/src/tar/reader.ts";
 import { emptyDir, LayerBuilder, mergeLayer, toInodeTree, type Dir } from "../../runtime/src/oci/layers.ts";
 import { walk } from "../../runtime/src/tree/model.ts";
+import { decodeLayer, encodeLayer } from "../../runtime/src/oci/layer-cache.ts";
 import { parseImageRef } from "../../runtime/src/oci/transport.ts";
 import { layerCompression } from "../../runtime/src/oci/schema.ts";
 import { blobPath, pickPlatform, readImage } from "../../runtime/src/oci/layout.ts";
@@ -99,6 +100,53 @@ describe("layer merge", () => {
   it("aufs bookkeeping names are ignored, and a dangling hardlink is refused by name", () => {
     expect(apply([{ path: ".wh..wh.plnk/1", data: "" }, { path: "x", data: "" }]).has(".wh..wh.plnk")).toBe(true);
     expect(() => apply(base, [{ path: "dir/l", type: "link", linkname: "nope" }])).toThrow(/layer 2: "dir\/l": hardlink to "nope", which is not in this layer or below/);
+  });
+});
+
+describe("layer cache entries", () => {
+  /** A layer tree as staging builds it, each file given a digest made from its content. */
+  function layer(lower: Dir, items: TarItem[]): Dir {
+    const b = new LayerBuilder(lower, "layer");
+    const r = new TarReader((e) => {
+      const inode = b.add(e);
+      if (!inode) return undefined;
+      const h = createHash("sha256");
+      return { write: (c) => { h.update(c); }, end: () => { inode.data = { kind: "object", digest: h.digest("hex") }; } };
+    });
+    r.push(tarBytes(items));
+    r.end();
+    return b.root;
+  }
+  const lower = emptyDir();
+  mergeLayer(lower, layer(emptyDir(), [{ path: "bin/tool", data: "tool", mode: 0o755 }]));
+  const items: TarItem[] = [
+    { path: "./", type: "dir", mode: 0o755, mtime: 5 },
+    { path: "etc/.wh..wh..opq", data: "" },
+    { path: ".wh.gone", data: "" },
+    { path: "etc/conf", data: "c", xattrs: { "user.x": Buffer.from([0, 255]) } },
+    { path: "etc/conf2", type: "link", linkname: "etc/conf" },
+    { path: "bin/tool-again", type: "link", linkname: "bin/tool" },
+    { path: "dev/console", type: "chr", devmajor: 5, devminor: 1 },
+    { path: "s", type: "symlink", linkname: "etc/conf" },
+    { path: Buffer.from([0x6e, 0xe9, 0xff]), data: "latin1 name" },
+  ];
+
+  it("round-trips a layer tree: whiteouts, opaque dirs, in-layer and lower hardlinks, devices, raw names", () => {
+    const up = layer(lower, items);
+    const text = encodeLayer(up);
+    const back = decodeLayer(text, lower, () => true)!;
+    expect(encodeLayer(back)).toBe(text);
+    expect((back.children.get("bin") as any).dir.children.get("tool-again").inode).toBe((lower.children.get("bin") as any).dir.children.get("tool").inode);
+    const etc = (back.children.get("etc") as any).dir;
+    expect(etc.opaque).toBe(true);
+    expect(etc.children.get("conf").inode).toBe(etc.children.get("conf2").inode);
+    expect(back.children.has(Buffer.from([0x6e, 0xe9, 0xff]).toString("latin1"))).toBe(true);
+  });
+
+  it("is a miss when an object is gone from the store or a lower link target is missing", () => {
+    const text = encodeLayer(layer(lower, items));
+    expect(decodeLayer(text, lower, (d) => d !== createHash("sha256").update("c").digest("hex"))).toBeUndefined();
+    expect(decodeLayer(text, emptyDir(), () => true)).toBeUndefined();
   });
 });
 

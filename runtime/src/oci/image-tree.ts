@@ -11,6 +11,8 @@ import { blobPath, readImage } from "./layout.ts";
 import { dirAt, emptyDir, fileAt, mergeLayer, toInodeTree, type Dir } from "./layers.ts";
 import { ObjectSink } from "./objects-sink.ts";
 import { unpackLayer } from "./unpack.ts";
+import { LayerCache } from "./layer-cache.ts";
+import { hasObject } from "../store/objects.ts";
 import { copyToLayout, inspectDigest, type Policy } from "./skopeo.ts";
 import type { ImageRef } from "./transport.ts";
 import { fmtBytes, type Progress } from "./progress.ts";
@@ -55,8 +57,18 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
   const merged: Dir = emptyDir();
   const total = image.layers.reduce((a, x) => a + x.size, 0);
   progress.start(`unpacking ${image.layers.length} layers`, total);
+  const layerCache = new LayerCache(join(l.cache, "oci-layers"));
+  const known = (d: string) => sink.staged.has(d) || hasObject(l, d);
+  let reused = 0;
   for (const [i, layer] of image.layers.entries()) {
     const what = `image ${img.ref}: layer ${i + 1}/${image.layers.length}`;
+    const cached = layerCache.load(layer.digest, merged, known);
+    if (cached) {
+      reused++;
+      progress.add(layer.size);
+      mergeLayer(merged, cached);
+      continue;
+    }
     let upper: Dir;
     try {
       upper = await unpackLayer(cache, layer, what, merged, sink, (n) => progress.add(n));
@@ -66,10 +78,11 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
       rmSync(blobPath(cache, layer.digest), { force: true });
       throw new Error(`${(e as Error).message}; removed it from the cache (${cache}), staging again fetches it anew`);
     }
+    layerCache.save(layer.digest, upper);
     mergeLayer(merged, upper);
   }
   progress.end();
-  log(`unpacked ${image.layers.length} layers (${fmtBytes(total)} compressed): ${sink.files} files, ${sink.objectsAdded} new objects`);
+  log(`unpacked ${image.layers.length - reused} of ${image.layers.length} layers (${reused} known from earlier stagings; ${fmtBytes(total)} compressed in all): ${sink.files} files read, ${sink.objectsAdded} new objects`);
   const readObject = (f: Inode) => readFileSync(sink.pathOf((f.data as { digest: string }).digest, (d) => objectPath(l, d)));
   const root = toInodeTree(merged);
   const { files, bytes } = countFiles(root);

@@ -17,7 +17,8 @@ export interface Dir {
   explicit: boolean;
 }
 
-export type Node = { t: "dir"; dir: Dir } | { t: "leaf"; inode: Inode } | { t: "whiteout" };
+/** `lower`: a hardlink into a lower layer, by the path it was resolved from (kept so a cached layer tree can be resolved again). */
+export type Node = { t: "dir"; dir: Dir } | { t: "leaf"; inode: Inode; lower?: string } | { t: "whiteout" };
 
 const WH = ".wh.";
 const OPAQUE = ".wh..wh..opq";
@@ -35,7 +36,7 @@ export function emptyDir(explicit = false, inode?: Inode): Dir {
 
 const split = (p: Buffer): string[] => (p.length ? p.toString("latin1").split("/") : []);
 
-function lookup(root: Dir, parts: string[]): Node | undefined {
+export function lookup(root: Dir, parts: string[]): Node | undefined {
   let dir = root;
   for (let i = 0; i < parts.length; i++) {
     const n = dir.children.get(parts[i]!);
@@ -105,10 +106,11 @@ export class LayerBuilder {
     }
     if (e.type === "link") {
       const target = split(e.linkname);
-      const t = lookup(this.root, target) ?? lookup(this.lower, target);
+      const here = lookup(this.root, target);
+      const t = here ?? lookup(this.lower, target);
       if (!t || t.t === "whiteout") throw new Error(`${where}: hardlink to ${JSON.stringify(e.linkname.toString())}, which is not in this layer or below`);
       if (t.t === "dir") throw new Error(`${where}: hardlink to a directory`);
-      parent.children.set(name, { t: "leaf", inode: t.inode });
+      parent.children.set(name, here ? { t: "leaf", inode: t.inode } : { t: "leaf", inode: t.inode, lower: target.join("/") });
       return undefined;
     }
     const inode = inodeOf(e);
