@@ -152,22 +152,29 @@ const section: BenchSection = {
     const med = (ts: Timing[]) => median(ts.map((t) => t.wallS));
     const cpu = (ts: Timing[]) => median(ts.map((t) => t.userS + t.sysS));
     const ratio = med(stage) / med(floor);
+    // particle syncs before publishing (crash safety), the floor leaves its writes dirty: the
+    // durable comparison adds each one's untimed writeback.
+    const durable = (ts: Timing[], wb: number[]) => median(ts.map((t, i) => t.wallS + wb[i]!));
+    const durableRatio = durable(stage, writeback.stage) / durable(floor, writeback.floor);
     console.log(table([
       ["contender", "wall (median)", "cpu", "writeback", "runs (wall)"],
       ["floor: skopeo copy dir: + tar -x", fmtS(med(floor)), fmtS(cpu(floor)), fmtS(median(writeback.floor)), floor.map((t) => fmtS(t.wallS)).join(", ")],
       ["particle stage oci:…:v1", fmtS(med(stage)), fmtS(cpu(stage)), fmtS(median(writeback.stage)), stage.map((t) => fmtS(t.wallS)).join(", ")],
       ["particle stage oci:…:v2 (update, v1 cached)", fmtS(med(update)), fmtS(cpu(update)), "-", update.map((t) => fmtS(t.wallS)).join(", ")],
     ]));
-    console.log(`\nparticle / floor: ${fmtX(ratio)} wall, ${fmtX(cpu(stage) / cpu(floor))} cpu (target ≤ ${TARGET}×)`);
+    console.log(`\nparticle / floor: ${fmtX(ratio)} wall, ${fmtX(durableRatio)} wall + writeback (both durable), ${fmtX(cpu(stage) / cpu(floor))} cpu (target ≤ ${TARGET}×)`);
     console.log(`disk after staging v1: cache ${fmtBytes(disk.cache)}, objects ${fmtBytes(disk.objects)}, images ${fmtBytes(disk.images)}, tmp ${fmtBytes(disk.tmp)}; floor's copy + tree: ${fmtBytes(floorDisk)}`);
     console.log(`update v2: ${updateJson.objectsAdded} new objects, ${fmtBytes(updateJson.bytesAdded)} added`);
     const targets: TargetResult[] = [{
       section: "oci", name: "stage oci: (1 GB, 5 layers)", ratioLabel: "particle / floor", ratio, cpuRatio: cpu(stage) / cpu(floor),
       target: `≤ ${TARGET}×`, pass: ratio <= TARGET,
+    }, {
+      section: "oci", name: "stage oci:, durable (+ writeback)", ratioLabel: "particle / floor", ratio: durableRatio,
+      target: `≤ ${TARGET}×`, pass: durableRatio <= TARGET,
     }];
     return {
       name: "oci", targets, failed: false,
-      data: { workload: w, floorS: floor.map((t) => t.wallS), stageS: stage.map((t) => t.wallS), updateS: update.map((t) => t.wallS), ratio, disk, floorDisk, stage: stageJson, update: updateJson },
+      data: { workload: w, floorS: floor.map((t) => t.wallS), stageS: stage.map((t) => t.wallS), updateS: update.map((t) => t.wallS), writeback, ratio, durableRatio, disk, floorDisk, stage: stageJson, update: updateJson },
     };
   },
 };
