@@ -101,6 +101,19 @@ describe("tar reader", () => {
     expect(() => read(sparse)).toThrow(/unsupported GNU sparse file/);
   });
 
+  it("a global PAX header gives attributes to every entry, never a path", () => {
+    const rec = (k: string, v: string) => { const body = ` ${k}=${v}\n`; let n = body.length + 1; while (String(n).length + body.length !== n) n = String(n).length + body.length; return `${n}${body}`; };
+    const g = Buffer.from(rec("uid", "42") + rec("path", "everything"));
+    const hdr = tarBytes([{ path: "pax_global", data: g }]).subarray(0, 512 + Math.ceil(g.length / 512) * 512);
+    hdr.write("g", 156, "latin1");
+    hdr.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += hdr[i]!;
+    hdr.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "latin1");
+    const got = read(Buffer.concat([hdr, tarBytes([{ path: "a", data: "1" }, { path: "b", data: "2" }])]));
+    expect(got.map((x) => [x.e.path.toString(), x.e.uid])).toEqual([["a", 42], ["b", 42]]);
+  });
+
   it("accepts an archive without end-of-archive blocks, and ignores what follows them", () => {
     expect(read(tarBytes([{ path: "f", data: "d" }], { endBlocks: false })).map((g) => g.data.toString())).toEqual(["d"]);
     expect(read(Buffer.concat([tarBytes([{ path: "f", data: "d" }]), Buffer.alloc(10240, 0x55)])).length).toBe(1);

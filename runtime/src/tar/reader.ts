@@ -40,6 +40,7 @@ const TYPES: Record<string, TarEntryType> = {
 /** Metadata bodies are small; this bounds what a hostile archive can make us hold. */
 const MAX_META = 64 << 20;
 const SCHILY_XATTR = "SCHILY.xattr.";
+const PER_ENTRY = new Set(["path", "linkpath", "size"]);
 
 /** Strips "./" and "/" prefixes and trailing slashes; refuses ".." so no entry can point outside the root. */
 export function normalizePath(raw: Buffer): Buffer {
@@ -132,7 +133,10 @@ export class TarReader {
     if (s.meta) {
       const body = Buffer.concat(s.meta);
       if (s.metaType === "x") this.pax = new Map([...(this.pax ?? []), ...parsePax(body)]);
-      else if (s.metaType === "g") for (const [k, v] of parsePax(body)) this.global.set(k, v);
+      // A global header's path, linkpath or size would name every entry alike: only attributes carry over.
+      else if (s.metaType === "g") {
+        for (const [k, v] of parsePax(body)) if (!PER_ENTRY.has(k)) this.global.set(k, v);
+      }
       else if (s.metaType === "L") this.longName = trimNul(body);
       else this.longLink = trimNul(body);
     } else s.sink?.end();
