@@ -170,6 +170,23 @@ describe("particle stage oci: (gzip + zstd + plain layers)", () => {
   });
 });
 
+describe("other transports", () => {
+  it.each(["oci-archive", "docker-archive"])("%s: the same image gives the same composefs image digest", (transport) => {
+    const archive = join(base, `image-${transport}.tar`);
+    // Docker images cannot carry zstd layers: that archive is made from a gzip-only copy of the image.
+    if (transport === "docker-archive") {
+      writeImage(layout, { tag: "gzip-only", layers: [tarDir(src), tarBytes(layer2), tarBytes(layer3)].map((tar) => ({ tar, compression: "gzip" as const })) });
+    }
+    sh("skopeo", ["--insecure-policy", "copy", "-q", `oci:${layout}:${transport === "docker-archive" ? "gzip-only" : "v1"}`, `${transport}:${archive}`]);
+    const root = join(base, `sys-${transport}`);
+    const a = stageJson(`${transport}:${archive}`, root);
+    const first = JSON.parse(readFileSync(join(sysroot, "particle/deploy/1/deployment.json"), "utf8"));
+    // The composefs image is reproducible: the same merged tree gives the same bytes.
+    expect(a.imageDigest).toBe(first.imageDigest);
+    expect(a.oci.reference).toBe(`${transport}:${archive}`);
+  });
+});
+
 describe("refusals", () => {
   it("a corrupted layer blob in the cache is refused by name, removed, and leaves no deployment", () => {
     const before = deployments();
