@@ -119,7 +119,8 @@ function countFiles(root: Inode): { files: number; bytes: number } {
 function osVersion(root: Dir, read: (f: Inode) => Buffer): string | undefined {
   for (const p of ["etc/os-release", "usr/lib/os-release"]) {
     const f = fileAt(root, p);
-    if (f && f.size < 1 << 16) return parseOsRelease(read(f).toString("utf8"));
+    // An empty file has no object to read (and no version in it).
+    if (f && f.size > 0 && f.size < 1 << 16) return parseOsRelease(read(f).toString("utf8"));
   }
   return undefined;
 }
