@@ -19,16 +19,34 @@ const SYSROOT: [string, string, { default: string }] = ["--sysroot <dir>", "Root
 const JSON_OPT: [string, string] = ["--json", "Print machine-readable JSON"];
 const ESP: [string, string] = ["--esp <dir>", "ESP holding loader/ (default: /efi, /boot/efi or /boot)"];
 const CMDLINE: [string, string] = ["--cmdline <text>", "Kernel command line to read the booted deployment from (default /proc/cmdline)"];
+const SIG_POLICY: [string, string] = ["--signature-policy <file>", "containers-policy.json(5) that image signatures are checked against (default /etc/containers/policy.json)"];
+const NO_VERIFY: [string, string] = ["--insecure-no-verify-signatures", "Stage an image without checking its signatures (warns loudly)"];
 
 export const COMMANDS: CommandSpec[] = [
   {
     name: "stage <source>",
-    description: "Stage a deployment from dir:PATH, tar:PATH (plain/gzip/zstd) or a directory",
+    description: "Stage a deployment from dir:PATH, tar:PATH (plain/gzip/zstd), a directory, or an image (docker://, oci:, oci-archive:, docker-archive:, containers-storage:)",
     options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
       ["--version <version>", "Version string recorded in the manifest"],
       ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
-      CMDLINE],
+      CMDLINE, SIG_POLICY, NO_VERIFY],
     load: () => import("./commands/stage.ts"),
+  },
+  {
+    name: "switch <image>",
+    description: "Stage an image (docker://, oci:, …) as the next boot; `upgrade` then tracks that reference",
+    options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
+      ["--version <version>", "Version string recorded in the manifest"], ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
+    load: () => import("./commands/switch.ts"),
+  },
+  {
+    name: "upgrade",
+    description: "Stage the tracked image again if its digest changed (the booted deployment's reference)",
+    options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
+      ["--check", "Only say whether an update is available"],
+      ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
+      ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
+    load: () => import("./commands/upgrade.ts"),
   },
   {
     name: "mount <id> <target>",

@@ -7,6 +7,23 @@ export const DeploymentId = z.string().regex(/^[0-9a-z][0-9a-z._-]{0,63}$/, "exp
 export const RootFormat = z.enum(["composefs", "erofs", "squashfs"]);
 export type RootFormat = z.infer<typeof RootFormat>;
 
+/** What an OCI image deployment was staged from; `particle upgrade` tracks `reference`. */
+export const OciOrigin = z.object({
+  /** The image reference in skopeo's syntax, paths made absolute (e.g. "docker://quay.io/x/os:stable", "oci:/srv/layout:v2"). */
+  reference: z.string(),
+  /** Digest of the top-level manifest at the source when it was staged (what `upgrade` compares with). */
+  sourceDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  /** Digest of the image manifest that was unpacked (the platform's manifest, as copied into the cache). */
+  manifestDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  /** The image config's `created` time, if it has one. */
+  created: z.string().optional(),
+  /** The image config's labels. */
+  labels: z.record(z.string(), z.string()),
+  /** Number of layers. */
+  layers: z.number().int().nonnegative(),
+});
+export type OciOrigin = z.infer<typeof OciOrigin>;
+
 export const Manifest = z.object({
   /** Schema version of this file. */
   schema: z.literal(1),
@@ -33,6 +50,8 @@ export const Manifest = z.object({
   base: z.object({ id: DeploymentId, imageDigest: Sha256Hex }).optional(),
   /** Packages layered onto `base` with apt (what `particle upgrade` re-applies), sorted. */
   layered: z.array(z.string()).optional(),
+  /** Present when the tree came from an OCI image. */
+  oci: OciOrigin.optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -14,12 +14,14 @@ describe("parseSource", () => {
     ["/srv/os.tar.gz", { kind: "tar", path: "/srv/os.tar.gz" }],
     ["./os.tzst", { kind: "tar", path: "./os.tzst" }],
     ["dir:/with:colon", { kind: "dir", path: "/with:colon" }],
+    ["oci:/srv/layout:v2", { kind: "oci", image: { transport: "oci", ref: "oci:/srv/layout:v2" } }],
   ])("%s", (spec, want) => expect(parseSource(spec)).toEqual(want));
 
   it.each([
     ["", /empty/],
     ["dir:", /missing path after "dir:"/],
-    ["oci:foo", /unknown scheme "oci"/],
+    ["oci:", /missing the path after "oci:"/],
+    ["ftp:foo", /unknown scheme "ftp"/],
     ["http://x/y", /unknown scheme "http"/],
   ])("refuses %j", (spec, msg) => expect(() => parseSource(spec)).toThrow(msg));
 });

@@ -3,6 +3,7 @@ import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
 import { makeBootable, precheckEsp } from "../deployments/make-bootable.ts";
+import { policyFromOptions } from "../oci/policy.ts";
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
   const format = RootFormat.safeParse(opts.format);
@@ -22,6 +23,8 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     format: format.data,
     version: opts.version === undefined ? undefined : String(opts.version),
     log,
+    policy: policyFromOptions(opts),
+    progressOut: process.stderr,
   });
   let entry: string | undefined;
   if (boot) {

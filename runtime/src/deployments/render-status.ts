@@ -12,6 +12,12 @@ function block(role: string, d: DeploymentStatus, mark: string): string[] {
   ];
   if (d.kernel) lines.push(`     kernel: ${d.kernel}`);
   if (d.layered) lines.push(`    layered: ${d.layered.length ? d.layered.join(" ") : "-"} (on deployment ${d.base?.id ?? "?"})`);
+  if (d.image) {
+    lines.push(`  reference: ${d.image.reference}`, `     digest: ${d.image.sourceDigest}`);
+    if (d.image.manifestDigest !== d.image.sourceDigest) lines.push(`   manifest: ${d.image.manifestDigest}`);
+    if (d.image.created) lines.push(`    created: ${d.image.created} (image)`);
+    for (const [k, v] of Object.entries(d.image.labels).sort()) lines.push(`      label: ${k}=${v}`);
+  }
   lines.push(`      entry: ${e ? `${e.file}${tries}` : "none (will not boot)"}`);
   for (const c of d.etcConflicts) lines.push(`   conflict: /etc/${c.path}: local ${c.local}, image ${c.image}; saved as ${c.savedAs}`);
   return lines;

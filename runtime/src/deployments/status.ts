@@ -1,7 +1,7 @@
 // The model of `particle status --json`, after bootc's Host/HostStatus: zod schemas are the types,
 // and docs/status-schema.md documents the same fields. Changing a field here is an API change.
 import { z } from "zod";
-import { DeploymentId, RootFormat, Sha256Hex, type Manifest } from "../manifest.ts";
+import { DeploymentId, OciOrigin, RootFormat, Sha256Hex, type Manifest } from "../manifest.ts";
 import { predictDefault } from "../bls/loader-conf.ts";
 import type { LoadedEntry } from "../bootloader/entries.ts";
 import { getKey } from "../bls/entry.ts";
@@ -70,6 +70,8 @@ export const DeploymentStatus = z.object({
   base: z.object({ id: DeploymentId, imageDigest: Sha256Hex }).optional(),
   /** Made by `particle layer`: the packages layered onto `base` (possibly none after a remove). */
   layered: z.array(z.string()).optional(),
+  /** The OCI image it was staged from (reference, digests, config labels and created); absent for dir:/tar: sources. */
+  image: OciOrigin.optional(),
 });
 export type DeploymentStatus = z.infer<typeof DeploymentStatus>;
 
@@ -144,6 +146,8 @@ export function buildStatus(input: StatusInput): Host {
       format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
       ...(m.layered ? { base: m.base, layered: m.layered } : {}),
+      // Only on image deployments: the field is an addition to v1, absent rather than null elsewhere.
+      ...(m.oci ? { image: m.oci } : {}),
     };
   };
 

@@ -7,12 +7,12 @@
 // A crash before 4 leaves no deployment; anything left in tmp/ is removed by the next command.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { renderManifest, type Manifest, type RootFormat } from "../manifest.ts";
+import { renderManifest, type Manifest, type OciOrigin, type RootFormat } from "../manifest.ts";
 import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
 import { run } from "../system/exec.ts";
 import { diskFree, syncfsPath } from "../system/libc.ts";
-import { scanTree, type ScanResult } from "../tree/scan.ts";
-import { sortEntries, type Inode } from "../tree/model.ts";
+import { scanTree } from "../tree/scan.ts";
+import { sortEntries, walk, type Inode } from "../tree/model.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
@@ -20,13 +20,18 @@ import { composefsTree } from "../composefs/encode.ts";
 import { DevinoCache } from "./devino.ts";
 import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
-import { imagePath, storeLayout, type StoreLayout } from "./layout.ts";
+import { imagePath, objectPath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
 import { precheckStageSpace } from "./space.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
 import { unmountTree } from "../mounts/index.ts";
-import { describeSource, materialize, parseSource } from "./source.ts";
+import { describeSource, materialize, parseSource, type Source } from "./source.ts";
+import { buildOciTree } from "../oci/image-tree.ts";
+import { Progress, type ProgressOut } from "../oci/progress.ts";
+import type { Policy } from "../oci/skopeo.ts";
+import { INSECURE_WARNING } from "../oci/policy.ts";
+import type { ImageRef } from "../oci/transport.ts";
 
 const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
 
@@ -40,6 +45,10 @@ export interface StageOptions {
   lockHeld?: boolean;
   /** Manifest fields set by the caller: a better `source`, and what `particle layer` records. */
   manifest?: Partial<Pick<Manifest, "source" | "base" | "layered">>;
+  /** Image sources: the signature policy skopeo applies (default: the system's policy.json). */
+  policy?: Policy;
+  /** Image sources: where progress bars or lines go (default: nowhere). */
+  progressOut?: ProgressOut;
 }
 
 export interface StageResult {
@@ -53,6 +62,8 @@ export interface StageResult {
   source: string;
   /** Files that were not read: digest from the devino cache, or empty. */
   filesReused: number;
+  /** Image sources: what was staged (also in the manifest). */
+  oci?: OciOrigin;
 }
 
 export function initStore(l: StoreLayout): void {
@@ -92,14 +103,89 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const sourceName = opts.manifest?.source ?? describeSource(src);
   const t0 = performance.now();
   const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
+  const image = join(work, "image");
+  const prepared = src.kind === "oci"
+    ? await prepareImage(l, opts, work, src.image, log)
+    : await prepareDir(l, opts, work, src, log, at);
+  const { root, staged } = prepared;
+  addMountPoints(root);
+
+  if (opts.format === "composefs") {
+    await writeErofs(composefsTree(root), image, { mode: "metadata" });
+  } else if (opts.format === "erofs") {
+    await writeErofs(root, image, { mode: "full" });
+  } else {
+    await mksquashfs(prepared.treeDir!, image);
+  }
+
+  const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
+  log(`[${at()}] wrote the ${opts.format} image (${statSync(image).size} bytes)`);
+  const imageFinal = imagePath(l, imageDigest, opts.format);
+  let bytesAdded = prepared.bytesAdded;
+  if (!existsSync(imageFinal)) bytesAdded += statSync(image).size;
+
+  // 2. Data durable before it gets a final name.
+  syncfsPath(l.root);
+  log(`[${at()}] data synced to disk`);
+  // 3. Content-addressed names: safe to publish before the deployment exists.
+  commitObjects(l, staged);
+  if (!existsSync(imageFinal)) renameSync(image, imageFinal);
+  const id = nextId(readdirSync(l.deploy));
+  const manifest: Manifest = {
+    schema: 1,
+    id,
+    format: opts.format,
+    imageDigest,
+    source: sourceName,
+    created: new Date().toISOString(),
+    version: opts.version ?? prepared.version,
+    files: prepared.fileCount,
+    bytes: prepared.totalBytes,
+    kernel: prepared.kernel,
+    ...(prepared.oci ? { oci: prepared.oci } : {}),
+    ...opts.manifest,
+  };
+  const dep = join(work, "deploy");
+  mkdirSync(join(dep, "etc", "upper"), { recursive: true });
+  mkdirSync(join(dep, "etc", "work"), { recursive: true });
+  writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
+  if (opts.format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(root)));
+  syncfsPath(l.root);
+  // 4. The deployment appears in one rename.
+  renameSync(dep, join(l.deploy, id));
+  fsyncDir(l.deploy);
+  prepared.cache?.save();
+  return {
+    id, format: opts.format, imageDigest, objectsAdded: prepared.objectsAdded, bytesAdded, files: prepared.fileCount,
+    bytes: prepared.totalBytes, source: sourceName, filesReused: prepared.filesReused,
+    ...(prepared.oci ? { oci: prepared.oci } : {}),
+  };
+}
+
+/** A tree ready to be imaged: file contents already digested, new objects staged under work/. */
+interface Prepared {
+  root: Inode;
+  /** digest → staged temp file, for objects the store does not have. */
+  staged: Map<string, string>;
+  objectsAdded: number;
+  bytesAdded: number;
+  filesReused: number;
+  fileCount: number;
+  totalBytes: number;
+  version?: string;
+  kernel?: string;
+  /** Directory sources: the tree on disk (mksquashfs reads it). */
+  treeDir?: string;
+  cache?: DevinoCache;
+  oci?: OciOrigin;
+}
+
+async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src: Exclude<Source, { kind: "oci" }>, log: (m: string) => void, at: () => string): Promise<Prepared> {
   const treeDir = await materialize(src, work);
   const scan = scanTree(treeDir);
-  addMountPoints(scan.root);
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
   const short = precheckStageSpace(opts.format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
   if (short) throw short;
-
-  const image = join(work, "image");
   let objectsAdded = 0;
   let bytesAdded = 0;
   let filesReused = 0;
@@ -141,49 +227,46 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
       }
     });
     log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects`);
-    await writeErofs(composefsTree(scan.root), image, { mode: "metadata" });
-  } else if (opts.format === "erofs") {
-    await writeErofs(scan.root, image, { mode: "full" });
-  } else {
-    await mksquashfs(treeDir, image);
   }
-
-  const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
-  log(`[${at()}] wrote the ${opts.format} image (${statSync(image).size} bytes)`);
-  const imageFinal = imagePath(l, imageDigest, opts.format);
-  if (!existsSync(imageFinal)) bytesAdded += statSync(image).size;
-
-  // 2. Data durable before it gets a final name.
-  syncfsPath(l.root);
-  log(`[${at()}] data synced to disk`);
-  // 3. Content-addressed names: safe to publish before the deployment exists.
-  commitObjects(l, staged);
-  if (!existsSync(imageFinal)) renameSync(image, imageFinal);
-  const id = nextId(readdirSync(l.deploy));
-  const manifest: Manifest = {
-    schema: 1,
-    id,
-    format: opts.format,
-    imageDigest,
-    source: sourceName,
-    created: new Date().toISOString(),
-    version: opts.version ?? osVersion(treeDir),
-    files: scan.fileCount,
-    bytes: scan.totalBytes,
-    kernel: findKernel(treeDir),
-    ...opts.manifest,
+  return {
+    root: scan.root, staged, objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
+    version: osVersion(treeDir), kernel: findKernel(treeDir), treeDir, cache,
   };
-  const dep = join(work, "deploy");
-  mkdirSync(join(dep, "etc", "upper"), { recursive: true });
-  mkdirSync(join(dep, "etc", "work"), { recursive: true });
-  writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
-  if (opts.format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(scan)));
-  syncfsPath(l.root);
-  // 4. The deployment appears in one rename.
-  renameSync(dep, join(l.deploy, id));
-  fsyncDir(l.deploy);
-  cache?.save();
-  return { id, format: opts.format, imageDigest, objectsAdded, bytesAdded, files: scan.fileCount, bytes: scan.totalBytes, source: sourceName, filesReused };
+}
+
+/**
+ * An image's layers are streamed into the object store whatever the format: composefs needs the
+ * objects, and a full erofs image reads each file's bytes from its staged object.
+ */
+async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, img: ImageRef, log: (m: string) => void): Promise<Prepared> {
+  if (opts.format === "squashfs") throw new Error(`source ${img.ref}: squashfs deployments need a directory or tar source (mksquashfs reads a directory); use --format composefs or erofs`);
+  const policy = opts.policy ?? { kind: "system" };
+  if (policy.kind === "insecure") (opts.progressOut ?? { write: (m: string) => log(m) }).write(`${INSECURE_WARNING}\n`);
+  const t = await buildOciTree(l, img, work, policy, new Progress(opts.progressOut ?? { write: () => true }), log);
+  if (opts.format === "erofs") {
+    for (const inode of fileInodes(t.root)) {
+      const d = inode.data as { kind: "object"; digest: string };
+      if (inode.size > 0) inode.data = { kind: "path", path: Buffer.from(t.sink.pathOf(d.digest, (x) => objectPath(l, x))) };
+    }
+  }
+  return {
+    root: t.root,
+    // A full erofs image carries the bytes itself: the staged objects are only its input.
+    staged: opts.format === "composefs" ? t.sink.staged : new Map(),
+    objectsAdded: opts.format === "composefs" ? t.sink.objectsAdded : 0,
+    bytesAdded: opts.format === "composefs" ? t.sink.bytesAdded : 0,
+    filesReused: 0,
+    fileCount: t.files,
+    totalBytes: t.bytes,
+    version: t.version,
+    kernel: t.kernel,
+    oci: t.record,
+  };
+}
+
+function* fileInodes(root: Inode): Generator<Inode> {
+  const seen = new Set<Inode>();
+  for (const [, inode] of walk(root)) if (inode.kind === "file" && !seen.has(inode)) { seen.add(inode); yield inode; }
 }
 
 /**
@@ -201,9 +284,9 @@ export function addMountPoints(root: Inode): void {
 const MOUNT_POINTS = ["etc", "sysroot", "var"].map((n) => Buffer.from(n));
 
 /** Every object the deployment's image redirects to (empty files need none). */
-function usedObjects(scan: ScanResult): string[] {
+function usedObjects(root: Inode): string[] {
   const set = new Set<string>();
-  for (const inode of scan.files.keys()) if (inode.size > 0 && inode.data?.kind === "object") set.add(inode.data.digest);
+  for (const inode of fileInodes(root)) if (inode.size > 0 && inode.data?.kind === "object") set.add(inode.data.digest);
   return [...set];
 }
 

@@ -1,0 +1,95 @@
+// The system side of fetching images: skopeo copies an image into particle's OCI layout cache
+// (checking signatures against the containers policy as it goes) and reports digests. Every
+// failure names the image and what skopeo said.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import type { ImageRef } from "./transport.ts";
+
+/** Which signature policy skopeo applies (containers-policy.json(5)). */
+export type Policy = { kind: "system" } | { kind: "file"; path: string } | { kind: "insecure" };
+
+export const SYSTEM_POLICY = "/etc/containers/policy.json";
+const CONTAINERS_STORAGE = "/var/lib/containers/storage";
+
+export function policyArgs(p: Policy): string[] {
+  if (p.kind === "file") return ["--policy", p.path];
+  if (p.kind === "insecure") return ["--insecure-policy"];
+  return [];
+}
+
+export const describePolicy = (p: Policy): string =>
+  p.kind === "file" ? p.path : p.kind === "system" ? SYSTEM_POLICY : "none (--insecure-no-verify-signatures)";
+
+const tail = (s: string) => s.trim().split("\n").slice(-6).join("\n");
+
+async function skopeo(args: string[], what: string): Promise<string> {
+  try {
+    const r = await execa("skopeo", args, { stripFinalNewline: true });
+    return String(r.stdout);
+  } catch (e: any) {
+    if (e?.code === "ENOENT") throw new Error(`${what}: skopeo: command not found (install skopeo)`);
+    const err = tail(String(e?.stderr ?? e?.message ?? e));
+    throw new SkopeoError(`${what}: ${err}`, err);
+  }
+}
+
+export class SkopeoError extends Error {
+  constructor(message: string, readonly stderr: string) {
+    super(message);
+  }
+}
+
+function checkAvailable(img: ImageRef): void {
+  if (img.transport === "containers-storage" && !existsSync(CONTAINERS_STORAGE)) {
+    throw new Error(`image ${img.ref}: containers-storage is not present on this host (${CONTAINERS_STORAGE} does not exist; is podman or buildah installed?)`);
+  }
+}
+
+function explain(img: ImageRef, policy: Policy, e: unknown): Error {
+  if (!(e instanceof SkopeoError)) return e as Error;
+  if (/rejected by policy|[Ss]ignature|policy requirement/.test(e.stderr)) {
+    return new Error(`image ${img.ref} refused by the signature policy ${describePolicy(policy)}:\n${e.stderr}`);
+  }
+  if (/[Uu]nknown transport|[Ii]nvalid transport/.test(e.stderr)) return new Error(`image ${img.ref}: this skopeo has no ${img.transport} transport`);
+  return new Error(`fetching image ${img.ref}: ${e.stderr}`);
+}
+
+/** The digest of the image's top-level manifest as its source has it: what `upgrade` compares. */
+export async function inspectDigest(img: ImageRef): Promise<string> {
+  checkAvailable(img);
+  const out = await skopeo(["inspect", "--no-tags", "--format", "{{.Digest}}", img.ref], `inspecting image ${img.ref}`);
+  const d = out.trim();
+  if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new Error(`inspecting image ${img.ref}: skopeo printed ${JSON.stringify(d)}, not a digest`);
+  return d;
+}
+
+/**
+ * Copies the image into the layout `cache` under `tag`. Blobs already in the layout are not
+ * fetched again (skopeo checks the destination first); `onFetched` is told the bytes the layout has
+ * gained so far, sampled while skopeo runs.
+ */
+export async function copyToLayout(img: ImageRef, cache: string, tag: string, policy: Policy, onFetched: (bytes: number) => void): Promise<void> {
+  checkAvailable(img);
+  const blobs = join(cache, "blobs", "sha256");
+  const size = () => {
+    if (!existsSync(blobs)) return 0;
+    let n = 0;
+    for (const f of readdirSync(blobs)) {
+      try { n += statSync(join(blobs, f)).size; } catch { /* renamed under us */ }
+    }
+    return n;
+  };
+  // skopeo writes blobs under the layout; their growth is the fetch progress.
+  let base = size();
+  const timer = setInterval(() => onFetched(Math.max(0, size() - base)), 500);
+  try {
+    await skopeo([...policyArgs(policy), "copy", "--quiet", img.ref, `oci:${cache}:${tag}`], `image ${img.ref}`);
+  } catch (e) {
+    throw explain(img, policy, e);
+  } finally {
+    clearInterval(timer);
+  }
+  onFetched(Math.max(0, size() - base));
+  base = 0;
+}

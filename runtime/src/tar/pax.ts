@@ -1,0 +1,35 @@
+// PAX extended header records: "<len> <key>=<value>\n", where len counts the whole record. Values
+// are bytes: SCHILY.xattr.* values are binary (security.capability), so nothing is decoded as text
+// until a key asks for it.
+export type PaxRecords = Map<string, Buffer>;
+
+export function parsePax(body: Uint8Array): PaxRecords {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const out: PaxRecords = new Map();
+  let off = 0;
+  while (off < buf.length) {
+    // Trailing NUL padding ends the records.
+    if (buf[off] === 0) break;
+    const sp = buf.indexOf(0x20, off);
+    if (sp < 0) throw new Error(`pax header: record at byte ${off} has no length`);
+    const lenText = buf.toString("latin1", off, sp);
+    if (!/^\d+$/.test(lenText)) throw new Error(`pax header: bad record length ${JSON.stringify(lenText)}`);
+    const len = Number(lenText);
+    const end = off + len;
+    if (len <= sp - off + 1 || end > buf.length || buf[end - 1] !== 0x0a) throw new Error(`pax header: record at byte ${off} overruns or is not newline-terminated`);
+    const eq = buf.indexOf(0x3d, sp + 1);
+    if (eq < 0 || eq >= end) throw new Error(`pax header: record at byte ${off} has no "="`);
+    out.set(buf.toString("utf8", sp + 1, eq), Buffer.from(buf.subarray(eq + 1, end - 1)));
+    off = end;
+  }
+  return out;
+}
+
+/** "1700000000.123456789" → [seconds, nanoseconds]. Times before 1970 are clamped to 0: the image formats store unsigned times. */
+export function parsePaxTime(v: string): [number, number] {
+  const m = /^(-?\d+)(?:\.(\d+))?$/.exec(v);
+  if (!m) throw new Error(`pax header: bad time ${JSON.stringify(v)}`);
+  const sec = Number(m[1]);
+  const nsec = m[2] ? Number(m[2].slice(0, 9).padEnd(9, "0")) : 0;
+  return sec < 0 ? [0, 0] : [sec, nsec];
+}
