@@ -77,9 +77,10 @@ export const GRUB_MODULES = [
   "terminal", "sleep", "halt", "reboot", "ls", "cat",
 ];
 
-/** Where to take GRUB's modules from: the tree being installed first (its GRUB), then the host's. */
-export function findGrubModules(treeRoots: readonly string[]): string | undefined {
-  for (const r of [...treeRoots.map((t) => join(t, GRUB_MODULE_DIR)), HOST_GRUB_MODULES]) {
+/** Where to take GRUB's modules from: the tree being installed first (its GRUB), then (with
+ *  `host`) the host's grub-efi-amd64-bin. */
+export function findGrubModules(treeRoots: readonly string[], host = true): string | undefined {
+  for (const r of [...treeRoots.map((t) => join(t, GRUB_MODULE_DIR)), ...(host ? [HOST_GRUB_MODULES] : [])]) {
     if (existsSync(join(r, "normal.mod"))) return r;
   }
   return undefined;

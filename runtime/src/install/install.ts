@@ -121,7 +121,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       // Copied out: the tree is unmounted when this callback returns.
       const inTree = findSystemdBootEfi([tree]);
       if (inTree && !grub) copyFileSync(inTree, (efi = join(work, "systemd-bootx64.efi")));
-      const treeGrub = grub ? findGrubModules([tree]) : undefined;
+      const treeGrub = grub ? findGrubModules([tree], false) : undefined;
       if (treeGrub) {
         grubModules = join(work, "grub-modules");
         cpSync(treeGrub, grubModules, { recursive: true });

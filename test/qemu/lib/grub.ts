@@ -59,10 +59,14 @@ function files(dir: string): Map<string, string> {
 
 /**
  * Runs `particle` against the disk's root partition and ESP as a booted deployment `bootedId`
- * would (--sysroot, --esp, --cmdline), then writes the ESP's new and changed files back.
- * Each call is one `particle` command line; returns their stdouts.
+ * would (--sysroot, --esp, --cmdline), then `after` (in-process steps on the same mounts), then
+ * writes the ESP's new and changed files back. Each command is one `particle` command line;
+ * returns their stdouts. Once a guest has booted, the store's objects carry fs-verity, which this
+ * host's kernel cannot open: staging still works (it only adds objects), mounting a deployment
+ * does not.
  */
-export function onDisk(disk: string, bootedId: string, commands: string[][], log: (m: string) => void = () => {}): string[] {
+export function onDisk(disk: string, bootedId: string, commands: string[][], log: (m: string) => void = () => {},
+  after?: (root: string, esp: string, outs: string[]) => void): string[] {
   const work = mkdtempSync(join(tmpdir(), "particle-grub-disk-"));
   const esp = join(work, "esp");
   const mnt = join(work, "root");
@@ -86,6 +90,7 @@ export function onDisk(disk: string, bootedId: string, commands: string[][], log
         log(`host: particle ${c.join(" ")} (${((Date.now() - t) / 1000).toFixed(0)} s)\n${r.stderr.trim()}`);
         outs.push(r.stdout);
       }
+      after?.(mnt, esp, outs);
     } finally {
       sh("umount", [mnt]);
     }
