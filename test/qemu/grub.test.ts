@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { B_MARKER, B_MARKER_TEXT, copyDisk, parse, prepareCycle, timing } from "./lib/cycle.ts";
+import { B_MARKER, B_MARKER_TEXT, parse, timing } from "./lib/cycle.ts";
 import { guestTree, initramfs, sh, type GuestTree } from "./lib/guest.ts";
 import { espEnv, espMenu, installedGrubDisk, onDisk, treeB } from "./lib/grub.ts";
 import { bootDisk, runDisk } from "./lib/ovmf.ts";
@@ -135,19 +135,22 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
       const a = particleEntries(readEntries(esp)).find((e) => e.deployId === A)!;
       const manifest = readManifests(root).find((m) => m.id === C)!;
       writeDeploymentEntry({ esp, manifest, rootUuid: rootUuidOf(a.options)!, kernel: g.kernel, initrd, extraArgs: [...extraArgsOf(a.options), BROKEN_ARG] });
-    });
+    }, { storeOnly: true });
     const menu = espMenu(disk);
     expect(menu).toMatch(new RegExp(`^set default=particle-${C}$`, "m"));
     expect(menu).toMatch(new RegExp(`^set fallback=particle-${A}$`, "m"));
     expect(menu).toContain(BROKEN_ARG);
     expect(espEnv(disk).get("boot_counter")).toBe("3");
     for (const left of [2, 1, 0]) {
-      const r = await bootDisk({ name: `grub-fail-${3 - left}`, disk, timeoutMs: FAIL_TIMEOUT, until: /end Kernel panic/ });
+      // panic=1 reboots a second after the panic and QEMU's -no-reboot then ends the run.
+      const r = await bootDisk({ name: `grub-fail-${3 - left}`, disk, timeoutMs: FAIL_TIMEOUT });
       const cmd = /Command line: (.*)$/m.exec(r.console)?.[1] ?? "";
-      console.log(`grub-fail-${3 - left}: ${(r.wallMs / 1000).toFixed(0)} s, ${r.matched ? "kernel panic" : "no panic seen"}`);
+      const panicked = /Kernel panic - not syncing/.test(r.console);
+      console.log(`grub-fail-${3 - left}: ${(r.wallMs / 1000).toFixed(0)} s, ${panicked ? "kernel panic" : "no panic seen"}`);
       expect(bootedArg(cmd, "particle.deploy")).toBe(C);
       expect(cmd).toContain(BROKEN_ARG);
-      expect(r.matched || /Kernel panic/.test(r.console)).toBe(true);
+      expect(panicked).toBe(true);
+      expect(r.timedOut).toBe(false);
       expect(espEnv(disk).get("boot_counter")).toBe(String(left));
     }
     const r = await runDisk({ name: "grub-6-fallback-a", disk, script: FALLBACK_A, timeoutMs: BOOT_TIMEOUT });
@@ -158,22 +161,5 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
     expect(p.json.env).toEqual({ particle_counted: C, boot_counter: "0", boot_success: "0", next_entry: "" });
     expect(p.json.status.status.booted.id).toBe(A);
   }, TEST_TIMEOUT * 2);
-
-  // GRUB and systemd-boot boot the same kernel, initramfs and root, so they differ only in the
-  // firmware-to-kernel phase: measured here, in the same run, on two short boots that stop when the
-  // kernel starts the initramfs.
-  it("loader phase: QEMU start to /init, GRUB vs systemd-boot", async () => {
-    const sdDisk = join(work, "systemd-boot.img");
-    const c = await prepareCycle(log);
-    copyDisk(c, sdDisk);
-    const until = /Run \/init as init process/;
-    const grub = await bootDisk({ name: "grub-loader-phase", disk, timeoutMs: FAIL_TIMEOUT, until });
-    const sdb = await bootDisk({ name: "systemd-boot-loader-phase", disk: sdDisk, timeoutMs: FAIL_TIMEOUT, until });
-    expect(grub.matched && sdb.matched).toBe(true);
-    expect(grub.console).toContain("Welcome to GRUB!");
-    expect(/Command line: (.*)$/m.exec(grub.console)?.[1]).toMatch(/^BOOT_IMAGE=/);
-    expect(/Command line: (.*)$/m.exec(sdb.console)?.[1]).toMatch(/^initrd=/);
-    console.log(`loader phase (QEMU start to /init): GRUB ${(grub.wallMs / 1000).toFixed(1)} s, systemd-boot ${(sdb.wallMs / 1000).toFixed(1)} s, ratio ${(grub.wallMs / sdb.wallMs).toFixed(2)}`);
-  }, TEST_TIMEOUT);
 });
 

@@ -66,7 +66,7 @@ function files(dir: string): Map<string, string> {
  * does not.
  */
 export function onDisk(disk: string, bootedId: string, commands: string[][], log: (m: string) => void = () => {},
-  after?: (root: string, esp: string, outs: string[]) => void): string[] {
+  after?: (root: string, esp: string, outs: string[]) => void, opts: { storeOnly?: boolean } = {}): string[] {
   const work = mkdtempSync(join(tmpdir(), "particle-grub-disk-"));
   const esp = join(work, "esp");
   const mnt = join(work, "root");
@@ -83,7 +83,8 @@ export function onDisk(disk: string, bootedId: string, commands: string[][], log
     sh("mount", [`${loop}p2`, mnt]);
     try {
       for (const c of commands) {
-        const args = [...c, "--sysroot", mnt, "--esp", esp, "--cmdline", `particle.deploy=${bootedId}`];
+        // storeOnly: as on a machine that is not booted from particle (stage then writes no entry).
+        const args = [...c, "--sysroot", mnt, ...(opts.storeOnly ? [] : ["--esp", esp, "--cmdline", `particle.deploy=${bootedId}`])];
         const t = Date.now();
         const r = spawnSync(PARTICLE, args, { encoding: "utf8", env, maxBuffer: 1 << 26 });
         if (r.status !== 0) throw new Error(`particle ${args.join(" ")} failed (${r.status}):\n${r.stderr}`);
