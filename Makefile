@@ -11,7 +11,7 @@ export PARTICLE_CACHE := $(CACHE)
 # trixie guests with mmdebstrap and boot them with QEMU+OVMF.
 APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo \
 	squashfs-tools e2fsprogs zstd dosfstools mtools attr gdisk fdisk util-linux xz-utils cpio \
-	systemd-boot-efi systemd-boot binutils python3
+	systemd-boot-efi systemd-boot binutils python3 grub-efi-amd64-bin grub-common
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
@@ -79,6 +79,9 @@ install: build
 	install -D -m 0644 systemd-boot/particle-finalize.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-finalize.service
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants
 	ln -sf ../particle-finalize.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-finalize.service
+	install -D -m 0644 grub/particle-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-bless.service
+	ln -sf ../particle-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-bless.service
+	install -D -m 0755 grub/15_particle $(DESTDIR)/etc/grub.d/15_particle
 	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \
 	  cp -a dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \

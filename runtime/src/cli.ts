@@ -82,7 +82,8 @@ export const COMMANDS: CommandSpec[] = [
     name: "rollback",
     description: "Make the previous deployment the default (or call off a staged one)",
     options: [SYSROOT, ESP, JSON_OPT,
-      CMDLINE],
+      CMDLINE,
+      ["--once", "Boot that deployment at the next boot only; the default is unchanged (GRUB: next_entry)"]],
     load: () => import("./commands/rollback.ts"),
   },
   {
@@ -103,11 +104,11 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "install",
-    description: "Partition a disk (or image file), install systemd-boot and a first deployment",
+    description: "Partition a disk (or image file), install systemd-boot or GRUB and a first deployment",
     options: [["--to-disk <target>", "Disk image file (created sparse) or block device; erased"],
       ["--source <source>", "dir:PATH, tar:PATH or a directory holding the tree (with particle installed)"],
       ["--size <size>", "Size of a new disk image file (default 8G)"],
-      ["--bootloader <name>", "systemd-boot", { default: "systemd-boot" }],
+      ["--bootloader <name>", "systemd-boot | grub", { default: "systemd-boot" }],
       ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }],
       ["--version <version>", "Version string recorded in the manifest"],
       ["--karg <arg>", "Extra kernel argument for the entry, e.g. console=ttyS0 (repeatable)"],
@@ -128,6 +129,21 @@ export const COMMANDS: CommandSpec[] = [
       ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
       ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"]],
     load: () => import("./commands/layer.ts"),
+  },
+  {
+    name: "bless",
+    description: "Mark the booted deployment good in GRUB's boot counting (run by particle-bless.service)",
+    options: [SYSROOT, ESP, JSON_OPT, CMDLINE],
+    load: () => import("./commands/bless.ts"),
+  },
+  {
+    name: "grub-menu",
+    description: "Print the GRUB menu generated from the ESP's entries; --write/--mkconfig put the ESP in GRUB mode",
+    options: [ESP, CMDLINE,
+      ["--write", "Write grub/particle.cfg and grub/particle.env on the ESP (GRUB mode from now on)"],
+      ["--mkconfig", "--write, then print the grub.cfg lines that source the menu (for /etc/grub.d/15_particle)"],
+      ["--env", "Print the boot-counting variables of grub/particle.env"]],
+    load: () => import("./commands/grub-menu.ts"),
   },
 ];
 

@@ -8,6 +8,7 @@ import { nextGeneration } from "../bls/order.ts";
 import { checkSpace, freeBytes } from "../deployments/space.ts";
 import { bytesToInstall, installBootFile, sha256OfFile } from "./esp.ts";
 import { particleEntries, readEntries, removeEntryFile, writeEntryFile } from "./entries.ts";
+import { syncGrub, usesGrub } from "./grub.ts";
 
 export interface DeploymentEntryInput {
   esp: string;
@@ -33,8 +34,11 @@ export function writeDeploymentEntry(i: DeploymentEntryInput): { file: string; l
   const { file, text } = renderDeploymentEntry({
     manifest: i.manifest, rootUuid: i.rootUuid, linux, initrd,
     generation: nextGeneration(ours.map((e) => e.version)), extraArgs: i.extraArgs,
+    // GRUB counts tries in its grubenv (grub.ts), not in file names that only systemd-boot renames.
+    tries: usesGrub(i.esp) ? 0 : undefined,
   });
   writeEntryFile(i.esp, file, text);
   for (const p of previous) if (p.name.file !== file) removeEntryFile(i.esp, p.name.file);
+  syncGrub(i.esp, { start: i.manifest.id });
   return { file, linux, initrd };
 }

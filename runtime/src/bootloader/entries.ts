@@ -9,6 +9,7 @@ import { DEFAULT_TRIES, ENTRY_SUFFIX, isParticleEntry, parseEntryFileName, type 
 import { getArg, splitCmdline } from "../bls/kargs.ts";
 import { sortEntries } from "../bls/order.ts";
 import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
+import { syncGrub } from "./grub.ts";
 
 export const ENTRIES_DIR = "loader/entries";
 
@@ -86,4 +87,5 @@ export function planPromote(e: LoadedEntry, generation: number): { file: string;
 /** Rewrites an entry's text under the same name (kargs), atomically. */
 export function rewriteEntry(esp: string, e: LoadedEntry, entry: BlsEntry): void {
   writeEntryFile(esp, e.name.file, renderEntry(entry));
+  syncGrub(esp);
 }

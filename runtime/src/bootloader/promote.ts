@@ -2,6 +2,7 @@
 // one atomic rename on the ESP. Used by rollback and, through writeDeploymentEntry, by stage.
 import { nextGeneration } from "../bls/order.ts";
 import { particleEntries, planPromote, readEntries, removeEntryFile, writeEntryFile } from "./entries.ts";
+import { syncGrub } from "./grub.ts";
 
 export function promoteDeployment(esp: string, deployId: string): { file: string; generation: number } {
   const all = particleEntries(readEntries(esp));
@@ -11,5 +12,7 @@ export function promoteDeployment(esp: string, deployId: string): { file: string
   const p = planPromote(e, generation);
   writeEntryFile(esp, p.file, p.text);
   if (p.removeOld) removeEntryFile(esp, p.removeOld);
+  // GRUB: the menu now starts with this deployment, which booted before: its tries are not counted.
+  syncGrub(esp, "stop");
   return { file: p.file, generation };
 }

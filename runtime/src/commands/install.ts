@@ -8,7 +8,7 @@ const list = (v: unknown): string[] => (v === undefined ? [] : (Array.isArray(v)
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   if (!opts.toDisk) throw new UsageError("--to-disk <image-file|block-device> is required");
   if (!opts.source) throw new UsageError("--source <source> is required (dir:PATH, tar:PATH or a directory)");
-  if (opts.bootloader !== "systemd-boot") throw new UsageError(`--bootloader ${opts.bootloader}: only systemd-boot is supported by install so far`);
+  if (opts.bootloader !== "systemd-boot" && opts.bootloader !== "grub") throw new UsageError(`--bootloader ${opts.bootloader}: only systemd-boot and grub are supported`);
   const format = RootFormat.safeParse(opts.format);
   if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
   const r = await install({
@@ -19,6 +19,7 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
     version: opts.version === undefined ? undefined : String(opts.version),
     initramfs: opts.initramfs === undefined ? undefined : String(opts.initramfs),
     kargs: list(opts.karg),
+    bootloader: opts.bootloader,
     log: (m) => process.stderr.write(`particle: ${m}\n`),
   });
   if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");

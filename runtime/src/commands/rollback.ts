@@ -1,4 +1,8 @@
 import { promoteDeployment } from "../bootloader/promote.ts";
+import { setNextEntry } from "../bootloader/grub-env.ts";
+import { menuEntryId } from "../bootloader/grub-menu.ts";
+import { readGrubEnv, usesGrub, writeGrubEnv } from "../bootloader/grub.ts";
+import { UsageError } from "../cli.ts";
 import { readStatus } from "../deployments/read.ts";
 import { planRollback } from "../deployments/rollback.ts";
 import { requireEsp, resolveWhere } from "../deployments/where.ts";
@@ -8,9 +12,18 @@ import { storeLayout } from "../store/layout.ts";
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
   const esp = requireEsp(w);
+  if (opts.once && !usesGrub(esp)) throw new UsageError(`--once: only for a GRUB ESP (next_entry in grub/particle.env); ${esp} has no GRUB menu of ours`);
   const lock = acquireLock(storeLayout(w.sysroot).lock, "rollback", (m) => process.stderr.write(`particle: ${m}\n`));
   try {
     const plan = planRollback(readStatus(w));
+    if (opts.once) {
+      // The default (and its boot counting) stays; GRUB boots the target once and clears next_entry.
+      const next = menuEntryId(plan.target);
+      writeGrubEnv(esp, setNextEntry(readGrubEnv(esp), next));
+      if (opts.json) process.stdout.write(JSON.stringify({ ...plan, once: true, nextEntry: next }) + "\n");
+      else process.stderr.write(`particle: deployment ${plan.target} boots next, once (next_entry=${next}); the default stays ${plan.from ?? "-"}\n`);
+      return;
+    }
     const r = promoteDeployment(esp, plan.target);
     const what = plan.why === "unstage" ? `staged deployment ${plan.from} called off` : `rolled back from deployment ${plan.from ?? "-"}`;
     if (opts.json) process.stdout.write(JSON.stringify({ ...plan, entry: r.file, generation: r.generation }) + "\n");

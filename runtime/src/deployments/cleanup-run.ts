@@ -8,6 +8,7 @@ import { imagePath, objectPath, storeLayout } from "../store/layout.ts";
 import { fsyncDir } from "../system/atomic.ts";
 import { removeBootDir, removeStaleTemps } from "../bootloader/esp.ts";
 import { removeEntryFile } from "../bootloader/entries.ts";
+import { syncGrub } from "../bootloader/grub.ts";
 import type { CleanupPlan } from "./cleanup.ts";
 import type { RootFormat } from "../manifest.ts";
 
@@ -37,6 +38,8 @@ export function listImages(sysroot: string): Map<string, RootFormat> {
 export function runCleanup(sysroot: string, esp: string | undefined, plan: CleanupPlan, images: Map<string, RootFormat>): void {
   const l = storeLayout(sysroot);
   if (esp) for (const f of plan.removeEntries) removeEntryFile(esp, f);
+  // GRUB's menu must stop naming the removed deployments before their kernels go (below).
+  if (esp) syncGrub(esp);
   for (const id of plan.removeDeployments) {
     const gone = join(l.tmp, `gc-${id}-${process.pid}`);
     renameSync(join(l.deploy, id), gone);

@@ -1,6 +1,6 @@
 // `particle install --to-disk`: the order of steps. Each step lives in its own module; this file
 // only sequences them and undoes mounts and loop devices on every path out.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync, cpSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RootFormat } from "../manifest.ts";
@@ -10,6 +10,7 @@ import { checkSpace } from "../deployments/space.ts";
 import { copyToVfat, treeSize } from "./vfat.ts";
 import { writeFileAtomic } from "../system/atomic.ts";
 import { findSystemdBootEfi, installSystemdBoot } from "../bootloader/systemd-boot.ts";
+import { findGrubModules, HOST_GRUB_MODULES, installGrub } from "../bootloader/grub.ts";
 import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
 import { readManifests } from "../deployments/read.ts";
 import { upperDir } from "../deployments/etc-carry.ts";
@@ -36,6 +37,8 @@ export interface InstallOptions {
   /** A ready initramfs to use instead of running dracut in the deployment. */
   initramfs?: string;
   kargs: string[];
+  /** Default systemd-boot; grub for GRUB EFI with particle's generated menu and grubenv counting. */
+  bootloader?: "systemd-boot" | "grub";
   log: (m: string) => void;
 }
 
@@ -103,6 +106,8 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     const kernelCopy = join(work, "vmlinuz");
     const initrdCopy = join(work, "initrd.img");
     let efi: string | undefined;
+    let grubModules: string | undefined;
+    const grub = o.bootloader === "grub";
     let espWhere: string;
     const mnt = join(work, "deploy");
     mkdirSync(mnt);
@@ -115,15 +120,26 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       else await buildInitramfs(tree, k.kver, initrdCopy, o.log);
       // Copied out: the tree is unmounted when this callback returns.
       const inTree = findSystemdBootEfi([tree]);
-      if (inTree) copyFileSync(inTree, (efi = join(work, "systemd-bootx64.efi")));
+      if (inTree && !grub) copyFileSync(inTree, (efi = join(work, "systemd-bootx64.efi")));
+      const treeGrub = grub ? findGrubModules([tree], false) : undefined;
+      if (treeGrub) {
+        grubModules = join(work, "grub-modules");
+        cpSync(treeGrub, grubModules, { recursive: true });
+      }
       espWhere = espMountPoint(tree);
       return k.kver;
     }, o.log);
-    efi ??= existsSync(HOST_SYSTEMD_BOOT) ? HOST_SYSTEMD_BOOT : undefined;
-    if (!efi) throw new Error(`systemd-bootx64.efi not found in the tree nor at ${HOST_SYSTEMD_BOOT} (apt-get install systemd-boot-efi)`);
-
-    o.log(`installing systemd-boot from ${efi}`);
-    installSystemdBoot(esp, efi);
+    if (grub) {
+      grubModules ??= findGrubModules([]);
+      if (!grubModules) throw new Error(`GRUB's x86_64-efi modules not found in the tree nor at ${HOST_GRUB_MODULES} (apt-get install grub-efi-amd64-bin)`);
+      o.log(`installing GRUB EFI (modules from ${grubModules === join(work, "grub-modules") ? "the tree" : grubModules})`);
+      await installGrub(esp, grubModules);
+    } else {
+      efi ??= existsSync(HOST_SYSTEMD_BOOT) ? HOST_SYSTEMD_BOOT : undefined;
+      if (!efi) throw new Error(`systemd-bootx64.efi not found in the tree nor at ${HOST_SYSTEMD_BOOT} (apt-get install systemd-boot-efi)`);
+      o.log(`installing systemd-boot from ${efi}`);
+      installSystemdBoot(esp, efi);
+    }
     // The installed system mounts its ESP so status, rollback and systemd-bless-boot can reach the
     // entries. A unit in the deployment's /etc upper is a local change: it carries over to updates.
     const unit = espMountUnit(espWhere!, espUuid);

@@ -21,7 +21,9 @@ export function treeSize(dir: string): number {
 
 /** The copy order, relative to the ESP root: everything an entry names comes before the entry. */
 export function copyOrder(espDir: string): string[] {
-  const top = readdirSync(espDir).filter((n) => n !== "loader").sort();
+  // grub/ holds GRUB's menu, which names kernels under particle/: it goes after them.
+  const top = readdirSync(espDir).filter((n) => n !== "loader" && n !== "grub").sort();
+  if (existsSync(join(espDir, "grub"))) top.push("grub");
   const loader = existsSync(join(espDir, "loader")) ? readdirSync(join(espDir, "loader")).filter((n) => n !== "entries").sort().map((n) => `loader/${n}`) : [];
   const entries = existsSync(join(espDir, "loader/entries")) ? ["loader/entries"] : [];
   return [...top, ...loader, ...entries];

@@ -1,0 +1,165 @@
+// Issue 5 end to end: a disk from `particle install --bootloader grub`, booted through OVMF and GRUB
+// EFI, whose menu particle generated. B is staged onto the disk (from the host, with the same
+// `particle stage` a booted system runs; the issue-4 test stages in the guest), GRUB boots it with
+// its tries counted and particle-bless.service marks it good; `particle rollback --once` boots A
+// once through next_entry; `particle rollback` makes A the default; then a deployment C that
+// cannot boot (its initramfs init does not exist: the kernel panics and, with panic=1 and QEMU's
+// -no-reboot, the run ends within seconds) uses up its 3 tries and GRUB falls back to A.
+// Three full boots and three short failing ones, in order, on one disk.
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { B_MARKER, B_MARKER_TEXT, parse, timing } from "./lib/cycle.ts";
+import { guestTree, initramfs, sh, type GuestTree } from "./lib/guest.ts";
+import { espEnv, espMenu, installedGrubDisk, onDisk, treeB } from "./lib/grub.ts";
+import { bootDisk, runDisk } from "./lib/ovmf.ts";
+import { writeDeploymentEntry } from "../../runtime/src/bootloader/deploy-entry.ts";
+import { particleEntries, readEntries } from "../../runtime/src/bootloader/entries.ts";
+import { extraArgsOf, rootUuidOf } from "../../runtime/src/deployments/make-bootable.ts";
+import { readManifests } from "../../runtime/src/deployments/read.ts";
+
+const BOOT_TIMEOUT = 600_000;
+const TEST_TIMEOUT = 700_000;
+const SETUP_TIMEOUT = 1_500_000;
+const FAIL_TIMEOUT = 240_000;
+/** An rdinit= that does not exist: no initramfs init, no root, kernel panic. */
+const BROKEN_ARG = "rdinit=/particle-test-no-such-init";
+
+const PRELUDE = `set -euo pipefail
+j() { echo "JSON:$1:$(tr -d '\\n')"; }
+kv() { echo "KV:$1:$2"; }
+env_json() { particle grub-menu --env | awk -F= 'BEGIN{printf "{"} {if(NR>1)printf ","; v=substr($0,length($1)+2); printf "\\"%s\\":\\"%s\\"", $1, v} END{print "}"}'; }
+kv cmdline "$(cat /proc/cmdline)"
+`;
+
+/** Boot 1, on B: GRUB has counted one try; bless (the service, waited for) marks B good. */
+const ON_B = `${PRELUDE}
+kv marker "$(cat /${B_MARKER})"
+particle status --json | j status
+# particle-bless.service runs after boot-complete.target; wait for it, whichever ran first.
+systemctl start particle-bless.service
+kv bless-state "$(systemctl is-active particle-bless.service)"
+journalctl -b -u particle-bless.service -o cat --no-pager | tail -3
+env_json | j env
+particle rollback --once
+env_json | j env-once
+`;
+
+/** Boot 2, on A through next_entry: the default is still B; roll back for good. */
+const ONCE_A = `${PRELUDE}
+[ -e /${B_MARKER} ] && kv marker yes || kv marker no
+env_json | j env
+particle status --json | j status
+particle rollback
+particle status --json | j after
+env_json | j env-after
+`;
+
+/** Boot 6, on A after C's tries ran out: A must not bless C. */
+const FALLBACK_A = `${PRELUDE}
+systemctl start particle-bless.service
+env_json | j env
+particle status --json | j status
+`;
+
+const bootedArg = (cmdline: string, key: string) => new RegExp(`(?:^| )${key.replace(".", "\\.")}=(\\S+)`).exec(cmdline)?.[1];
+
+describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, fallback (issue 5)", () => {
+  const work = mkdtempSync(join("/var/tmp", "particle-grub-qemu-"));
+  let disk: string;
+  let A: string;
+  let B: string;
+  let C: string;
+  let g: GuestTree;
+  let initrd: string;
+  const log = (m: string) => console.log(m);
+
+  beforeAll(async () => {
+    g = await guestTree();
+    initrd = await initramfs(g);
+    const installed = await installedGrubDisk(g, initrd, log);
+    disk = join(work, "disk.img");
+    sh("cp", ["--sparse=always", installed, disk]);
+    A = /--id particle-(\S+) \{/.exec(espMenu(disk))![1]!;
+    const b = treeB(g, join(work, "tree-b"), B_MARKER, B_MARKER_TEXT);
+    const [out] = onDisk(disk, A, [["stage", `dir:${b}`, "--version", "B", "--json"]], log);
+    B = JSON.parse(out!).id;
+    sh("rm", ["-rf", b]);
+  }, SETUP_TIMEOUT);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("staging B made it GRUB's default with 3 tries and A as the fallback", () => {
+    const menu = espMenu(disk);
+    expect(menu).toMatch(new RegExp(`^set default=particle-${B}$`, "m"));
+    expect(menu).toMatch(new RegExp(`^set fallback=particle-${A}$`, "m"));
+    expect(Object.fromEntries(espEnv(disk))).toEqual({ particle_counted: B, boot_counter: "3", boot_success: "0" });
+  });
+
+  it("boots B through GRUB, which counted the try; particle-bless marks B good; rollback --once sets next_entry", async () => {
+    const r = await runDisk({ name: "grub-1-on-b", disk, script: ON_B, timeoutMs: BOOT_TIMEOUT });
+    console.log(`grub-1-on-b: ${timing(r)}`);
+    const p = parse(r);
+    // GRUB's linux command puts BOOT_IMAGE= first (systemd-boot passes initrd= instead).
+    expect(p.kv.cmdline).toMatch(/^BOOT_IMAGE=\/particle\/[0-9a-f]{64}\/vmlinuz /);
+    expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(B);
+    expect(p.kv.marker).toBe(B_MARKER_TEXT.trim());
+    expect(p.json.status.status.booted.id).toBe(B);
+    expect(p.json.status.status.rollback.id).toBe(A);
+    expect(p.kv["bless-state"]).toBe("active");
+    // GRUB saved 3 → 2 before booting B; bless then dropped the counter.
+    expect(p.json.env).toEqual({ particle_counted: B, boot_success: "1" });
+    expect(r.console).not.toMatch(/error: .*particle\.env/);
+    expect(p.json["env-once"]).toEqual({ particle_counted: B, boot_success: "1", next_entry: `particle-${A}` });
+  }, TEST_TIMEOUT);
+
+  it("boots A once through next_entry (cleared by GRUB), then rollback makes A the default", async () => {
+    const r = await runDisk({ name: "grub-2-once-a", disk, script: ONCE_A, timeoutMs: BOOT_TIMEOUT });
+    console.log(`grub-2-once-a: ${timing(r)}`);
+    const p = parse(r);
+    expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(A);
+    expect(p.kv.marker).toBe("no");
+    expect(p.json.env).toEqual({ particle_counted: B, boot_success: "1", next_entry: "" });
+    // The one-shot did not change the default.
+    expect(p.json.status.spec.defaultDeployment).toBe(B);
+    expect(p.json.after.spec.defaultDeployment).toBe(A);
+    expect(p.json["env-after"]).toEqual({ next_entry: "" });
+    expect(espMenu(disk)).toMatch(new RegExp(`^set default=particle-${A}$`, "m"));
+  }, TEST_TIMEOUT);
+
+  it("stages C, which cannot boot: each GRUB boot of it uses a try, and after 3 GRUB falls back to A", async () => {
+    // The guest sealed the objects (fs-verity), which the host kernel cannot read: `particle stage`
+    // adds C to the store, and its entry is written in-process by the module stage uses, with A's
+    // kernel and initramfs (the same bytes C has) and a kernel argument that makes it fail.
+    onDisk(disk, A, [["stage", `dir:${g.dir}`, "--version", "C-broken", "--json"]], log, (root, esp, [out]) => {
+      C = JSON.parse(out!).id;
+      const a = particleEntries(readEntries(esp)).find((e) => e.deployId === A)!;
+      const manifest = readManifests(root).find((m) => m.id === C)!;
+      writeDeploymentEntry({ esp, manifest, rootUuid: rootUuidOf(a.options)!, kernel: g.kernel, initrd, extraArgs: [...extraArgsOf(a.options), BROKEN_ARG] });
+    }, { storeOnly: true });
+    const menu = espMenu(disk);
+    expect(menu).toMatch(new RegExp(`^set default=particle-${C}$`, "m"));
+    expect(menu).toMatch(new RegExp(`^set fallback=particle-${A}$`, "m"));
+    expect(menu).toContain(BROKEN_ARG);
+    expect(espEnv(disk).get("boot_counter")).toBe("3");
+    for (const left of [2, 1, 0]) {
+      // panic=1 reboots a second after the panic and QEMU's -no-reboot then ends the run.
+      const r = await bootDisk({ name: `grub-fail-${3 - left}`, disk, timeoutMs: FAIL_TIMEOUT });
+      const cmd = /Command line: (.*)$/m.exec(r.console)?.[1] ?? "";
+      const panicked = /Kernel panic - not syncing/.test(r.console);
+      console.log(`grub-fail-${3 - left}: ${(r.wallMs / 1000).toFixed(0)} s, ${panicked ? "kernel panic" : "no panic seen"}`);
+      expect(bootedArg(cmd, "particle.deploy")).toBe(C);
+      expect(cmd).toContain(BROKEN_ARG);
+      expect(panicked).toBe(true);
+      expect(r.timedOut).toBe(false);
+      expect(espEnv(disk).get("boot_counter")).toBe(String(left));
+    }
+    const r = await runDisk({ name: "grub-6-fallback-a", disk, script: FALLBACK_A, timeoutMs: BOOT_TIMEOUT });
+    console.log(`grub-6-fallback-a: ${timing(r)}`);
+    const p = parse(r);
+    expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(A);
+    // A booted as the fallback: C stays out of tries and unblessed; the menu still lists C first.
+    expect(p.json.env).toEqual({ particle_counted: C, boot_counter: "0", boot_success: "0", next_entry: "" });
+    expect(p.json.status.status.booted.id).toBe(A);
+  }, TEST_TIMEOUT * 2);
+});
+
