@@ -8,7 +8,7 @@ import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { join } from "node:path";
 import { makeFixture, deterministicBytes } from "./lib/fixture.ts";
 import { compareTrees } from "./lib/treecmp.ts";
-import { particle, particleOk, stageJson } from "./lib/particle.ts";
+import { Mounts, particle, particleOk, stageJson } from "./lib/particle.ts";
 import { tarBytes, type TarItem } from "./lib/oci-tar.ts";
 import { blobPathOf, tarDir, writeImage } from "./lib/oci-layout.ts";
 
@@ -18,21 +18,14 @@ const expected = join(base, "expected");
 const layout = join(base, "layout");
 const sysroot = join(base, "sysroot");
 const mnt = join(base, "mnt");
-const mounted: string[] = [];
 const T = 1_700_000_000;
 const CMDLINE = ["--cmdline", "particle.deploy=1"];
 // The host is not booted from particle: name the tracked deployment (staging then writes no boot entry).
 const FROM = ["--from", "1"];
 
-function mountDeployment(id: string, target: string, root = sysroot): void {
-  mkdirSync(target, { recursive: true });
-  particleOk(["mount", id, target, "--sysroot", root]);
-  mounted.push(target);
-}
-function unmount(target: string): void {
-  particleOk(["unmount", target]);
-  mounted.splice(mounted.indexOf(target), 1);
-}
+const mounts = new Mounts(sysroot);
+const mounted = mounts.live;
+const { mount: mountDeployment, unmount } = mounts;
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }).toString();
 const deployments = (root = sysroot) => (existsSync(join(root, "particle/deploy")) ? readdirSync(join(root, "particle/deploy")).sort() : []);
 

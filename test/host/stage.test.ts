@@ -6,23 +6,16 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFi
 import { join } from "node:path";
 import { makeFixture, deterministicBytes } from "./lib/fixture.ts";
 import { compareTrees } from "./lib/treecmp.ts";
-import { particle, particleOk, stageJson } from "./lib/particle.ts";
+import { Mounts, particle, particleOk, stageJson } from "./lib/particle.ts";
 
 const base = mkdtempSync("/var/tmp/particle-host-");
 const src = join(base, "src");
 const sysroot = join(base, "sysroot");
 const mnt = join(base, "mnt");
-const mounted: string[] = [];
 
-function mountDeployment(id: string, target: string, root = sysroot): void {
-  mkdirSync(target, { recursive: true });
-  particleOk(["mount", id, target, "--sysroot", root]);
-  mounted.push(target);
-}
-function unmount(target: string): void {
-  particleOk(["unmount", target]);
-  mounted.splice(mounted.indexOf(target), 1);
-}
+const mounts = new Mounts(sysroot);
+const mounted = mounts.live;
+const { mount: mountDeployment, unmount } = mounts;
 
 beforeAll(() => {
   makeFixture(src, { huge: true, socket: true });

@@ -1,6 +1,6 @@
 // particle layer install|remove|list: packages layered onto a deployment with apt (layer/).
 import { UsageError } from "../cli.ts";
-import { makeBootable, precheckEsp } from "../deployments/make-bootable.ts";
+import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { readStatus } from "../deployments/read.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { layerPackages, reapplyLayers, type LayerResult } from "../layer/layer.ts";
@@ -59,15 +59,9 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     r = await layerPackages({ sysroot, from, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
   }
   let entry: string | undefined;
-  if (boot) {
-    // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has
-    // the same inputs: new modules (DKMS) change usr/lib/modules/<kver>, so they always rebuild it.
-    try {
-      entry = (await makeBootable({ ...boot, id: r.id, log })).entry;
-    } catch (e) {
-      throw new Error(`deployment ${r.id} was staged but not made bootable (the current default is unchanged): ${(e as Error).message}`);
-    }
-  }
+  // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has
+  // the same inputs: new modules (DKMS) change usr/lib/modules/<kver>, so they always rebuild it.
+  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
   if (opts.json) {
     const { plan, ...rest } = r;
     process.stdout.write(JSON.stringify({ ...rest, from: plan.from, lower: plan.lower, mode: plan.mode, base: plan.base, layered: plan.packages, added: plan.added, removed: plan.removed, entry }) + "\n");

@@ -2,7 +2,7 @@ import { RootFormat } from "../manifest.ts";
 import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
-import { makeBootable, precheckEsp } from "../deployments/make-bootable.ts";
+import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
@@ -27,13 +27,7 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     progressOut: process.stderr,
   });
   let entry: string | undefined;
-  if (boot) {
-    try {
-      entry = (await makeBootable({ ...boot, id: r.id, log })).entry;
-    } catch (e) {
-      throw new Error(`deployment ${r.id} was staged but not made bootable (the current default is unchanged): ${(e as Error).message}`);
-    }
-  }
+  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ...r, entry, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) }) + "\n");
   } else {

@@ -112,3 +112,12 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** makeBootable for a deployment just staged: a failure names it and says the default is unchanged. */
+export async function bootStaged(o: MakeBootableOptions): Promise<string> {
+  try {
+    return (await makeBootable(o)).entry;
+  } catch (e) {
+    throw new Error(`deployment ${o.id} was staged but not made bootable (the current default is unchanged): ${(e as Error).message}`);
+  }
+}

@@ -1,5 +1,6 @@
 // Runs the compiled binaries the way a user does, so host tests exercise exactly what ships.
 import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 
 export const PARTICLE = resolve(__dirname, "../../../dist/particle");
@@ -27,4 +28,23 @@ export function particleOk(args: string[]): string {
 
 export function stageJson(source: string, sysroot: string, extra: string[] = []): Record<string, any> {
   return JSON.parse(particleOk(["stage", source, "--sysroot", sysroot, "--json", ...extra]));
+}
+
+/** The mounts a test file made, so its afterAll can undo what a failing test left mounted. */
+export class Mounts {
+  /** Live mount points, oldest first (tests may push their own, e.g. a loop filesystem). */
+  readonly live: string[] = [];
+  constructor(private readonly sysroot: string) {}
+
+  /** `particle mount` of deployment `id` (of `root`, default the file's sysroot) on `target`. */
+  mount = (id: string, target: string, root = this.sysroot): void => {
+    mkdirSync(target, { recursive: true });
+    particleOk(["mount", id, target, "--sysroot", root]);
+    this.live.push(target);
+  };
+
+  unmount = (target: string): void => {
+    particleOk(["unmount", target]);
+    this.live.splice(this.live.indexOf(target), 1);
+  };
 }
