@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { guestBase } from "../qemu/lib/guest.ts";
 import { PARTICLE, particle, particleOk, stageJson } from "./lib/particle.ts";
 import { aptFloor, mountsBelow, storeListing } from "./lib/layer.ts";
+import { tarDir, writeImage } from "./lib/oci-layout.ts";
+import { tarBytes } from "./lib/oci-tar.ts";
 import { initramfsInputsKey } from "../../runtime/src/deployments/initramfs-reuse.ts";
 import { kernelPath } from "../../runtime/src/install/initramfs.ts";
 import { readDeployment } from "../../runtime/src/store/deployments.ts";
@@ -188,4 +190,38 @@ describe("particle layer on a Debian trixie tree", () => {
       expect(keyOf(root)).not.toBe(baseKey);
     });
   }, 480_000);
+});
+
+describe("particle upgrade of a layered deployment", () => {
+  it("stages the new image, re-applies the layered packages onto it, and tracks the image", () => {
+    // The base is an OCI image of the trixie tree (one uncompressed layer); `hello` is layered on.
+    const layout = join(dir, "layout");
+    const baseLayer = { tar: tarDir(baseTree), compression: "none" as const };
+    const v1 = writeImage(layout, { tag: "os", layers: [baseLayer] });
+    const img = stageJson(`oci:${layout}:os`, sysroot);
+    expect(img.oci.sourceDigest).toBe(v1);
+    const layered = layer(["install", "hello", "--from", img.id]);
+    expect(manifest(layered.id).oci).toMatchObject({ reference: `oci:${layout}:os`, sourceDigest: v1 });
+    const none = particle(["upgrade", "--check", "--sysroot", sysroot, "--from", layered.id]);
+    expect(none.stderr).toContain(`no update: oci:${layout}:os is still ${v1}`);
+
+    // The tag moves to an image with one more layer.
+    const v2 = writeImage(layout, { tag: "os", layers: [baseLayer, { tar: tarBytes([{ path: "usr/share/particle-test/v2", data: "image v2\n" }]), compression: "gzip" }] });
+    const up = particle(["upgrade", "--sysroot", sysroot, "--from", layered.id, "--json"]);
+    expect(up.code, up.stderr).toBe(0);
+    const r = JSON.parse(up.stdout.trim().split("\n").at(-1)!);
+    expect(r.layered).toEqual(["hello"]);
+    const m = manifest(r.id);
+    expect(m).toMatchObject({ layered: ["hello"], oci: { sourceDigest: v2 } });
+    expect(m.base!.id).not.toBe(img.id);
+    expect(manifest(m.base!.id).oci!.sourceDigest).toBe(v2);
+    expectClean();
+    withMounted(r.id, (root) => {
+      expect(readFileSync(join(root, "usr/share/particle-test/v2"), "utf8")).toBe("image v2\n");
+      expect(execFileSync("chroot", [root, "/usr/bin/hello"]).toString()).toBe("Hello, world!\n");
+    });
+    // Upgraded already: the next check finds the new digest staged.
+    const again = particle(["upgrade", "--check", "--sysroot", sysroot, "--from", layered.id]);
+    expect(again.stderr).toMatch(new RegExp(`already staged as deployment (${r.id}|${m.base!.id})`));
+  }, 600_000);
 });

@@ -2,11 +2,16 @@
 // it only when it differs from the booted deployment's (or --from ID's, on a sysroot that is not
 // running, where the new deployment is staged without a boot entry unless --esp is given).
 import { readManifests } from "../deployments/read.ts";
-import { resolveWhere } from "../deployments/where.ts";
 import { inspectDigest } from "../oci/skopeo.ts";
 import { parseImageRef } from "../oci/transport.ts";
 import { planUpgrade, trackedDeployment } from "../oci/upgrade-plan.ts";
 import stageCommand from "./stage.ts";
+import type { Manifest } from "../manifest.ts";
+import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
+import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
+import { reapplyLayers } from "../layer/layer.ts";
+import { policyFromOptions } from "../oci/policy.ts";
+import { stage } from "../store/stage.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
@@ -29,5 +34,31 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
     return;
   }
   say(`update: ${plan.reference} ${plan.from} → ${plan.to}`);
-  await stageCommand([plan.reference], opts);
+  if (!tracked.layered?.length) return stageCommand([plan.reference], opts);
+  await upgradeLayered(tracked, plan.reference, opts, say);
+}
+
+/**
+ * A layered deployment (particle layer) upgrades as rpm-ostree does: the new image is staged as a
+ * base with no boot entry of its own, the same packages are installed onto it, and that
+ * deployment becomes the next boot.
+ */
+async function upgradeLayered(tracked: Manifest, reference: string, opts: Record<string, any>, say: (m: string) => void): Promise<void> {
+  const boot = stageBootTarget(opts);
+  if (boot) {
+    const e = precheckEsp(boot.esp, boot.bootedId);
+    if (e) throw e;
+  }
+  const sysroot = String(opts.sysroot);
+  const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr });
+  say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
+  const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, log: say });
+  const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say }) : undefined;
+  if (opts.json) {
+    const { plan, ...rest } = r!;
+    process.stdout.write(JSON.stringify({ ...rest, base: plan.base, layered: plan.packages, entry }) + "\n");
+  } else {
+    process.stderr.write(`staged deployment ${r!.id}: the new image (deployment ${base.id}) + ${r!.plan.packages.join(" ")}${entry ? `; boot entry ${entry} is the next default` : ""}\n`);
+    process.stdout.write(`${r!.id}\n`);
+  }
 }

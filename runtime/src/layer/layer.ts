@@ -127,7 +127,9 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
       const tApt = performance.now();
       const r = await stage({
         sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true,
-        manifest: { source: `layer:${lower.id}`, base: plan.base, layered: plan.packages },
+        // The image the base came from stays tracked: `particle upgrade` of a layered deployment
+        // fetches the new image and re-applies the packages onto it.
+        manifest: { source: `layer:${lower.id}`, base: plan.base, layered: plan.packages, ...imageOf(deployments, plan.base.id, lower) },
       });
       return {
         ...r, plan, headers, kernel: kver, dkms, modulesChanged: changed,
@@ -139,4 +141,10 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
     unmountTree(work, { lazy: true });
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The OCI origin a layered deployment inherits: its base's, else the layer below's (itself inherited). */
+function imageOf(deployments: readonly Manifest[], baseId: string, lower: Manifest): Pick<Manifest, "oci"> {
+  const oci = deployments.find((m) => m.id === baseId)?.oci ?? lower.oci;
+  return oci ? { oci } : {};
 }

@@ -44,7 +44,7 @@ export interface StageOptions {
   /** The caller holds the store lock and cleaned tmp/ itself (particle layer stages a mount under tmp/). */
   lockHeld?: boolean;
   /** Manifest fields set by the caller: a better `source`, and what `particle layer` records. */
-  manifest?: Partial<Pick<Manifest, "source" | "base" | "layered">>;
+  manifest?: Partial<Pick<Manifest, "source" | "base" | "layered" | "oci">>;
   /** Image sources: the signature policy skopeo applies (default: the system's policy.json). */
   policy?: Policy;
   /** Image sources: where progress bars or lines go (default: nowhere). */
