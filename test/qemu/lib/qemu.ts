@@ -150,7 +150,8 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   await done;
   const wallMs = Date.now() - start;
   await new Promise<void>((r) => log.end(r));
-  const report = existsSync(join(work, "agent.out")) ? readFileSync(join(work, "agent.out"), "latin1").replace(/\r/g, "") : "";
+  // UTF-8: the report is text for people too (status prints ● and →).
+  const report = existsSync(join(work, "agent.out")) ? readFileSync(join(work, "agent.out"), "utf8").replace(/\r/g, "") : "";
   rmSync(work, { recursive: true, force: true });
 
   const consoleText = text.replace(/\r/g, "");
