@@ -36,7 +36,7 @@ const two = await boot("boot 2: the update B; then `particle rollback`", "2-on-b
 console.log(`B's new file: ${two.kv.marker}`);
 await boot("boot 3: back on A after the rollback; `particle cleanup`", "3-back-on-a", backOnA(two.kv.object!));
 
-say(`done in ${since()}. Boot the disk yourself:`);
+say(`done in ${since()}. Boot the disk yourself with \`make run\` (log in as root, no password), which runs:`);
 console.log(`  qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic \\
     -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \\
     -drive if=pflash,format=raw,unit=1,file=${disk}.vars.fd \\
