@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../system/exec.ts";
-import { MNT_DETACH, MS_BIND, MS_REC, mount, umount } from "../system/libc.ts";
+import { MountStack, mountChrootBase } from "../system/chroot-mounts.ts";
 
 /** The kernel image of version `kver` in a tree: /usr/lib/modules/<kver>/vmlinuz, else Debian's /boot/vmlinuz-<kver>. */
 export function kernelPath(root: string, kver: string): string | undefined {
@@ -34,22 +34,13 @@ export function dracutArgs(out: string, kver: string): string[] {
 }
 
 export async function buildInitramfs(root: string, kver: string, out: string, log: (m: string) => void = () => {}): Promise<void> {
-  const mounted: string[] = [];
-  const at = (p: string) => join(root, p);
+  const mounts = new MountStack();
   try {
-    mount("proc", at("proc"), "proc", 0, null); mounted.push(at("proc"));
-    mount("/sys", at("sys"), null, MS_BIND | MS_REC, null); mounted.push(at("sys"));
-    mount("/dev", at("dev"), null, MS_BIND | MS_REC, null); mounted.push(at("dev"));
-    for (const p of ["tmp", "var/tmp", "run"]) {
-      if (!existsSync(at(p))) continue;
-      mount("tmpfs", at(p), "tmpfs", 0, "mode=1777"); mounted.push(at(p));
-    }
+    mountChrootBase(mounts, root, { tmp: "mode=1777", "var/tmp": "mode=1777", run: "mode=1777" });
     log(`building the initramfs for ${kver} with dracut (this takes a minute or two)`);
     await run("chroot", [root, "dracut", ...dracutArgs("/tmp/particle-initrd.img", kver)], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" }, extendEnv: false });
-    copyFileSync(at("tmp/particle-initrd.img"), out);
+    copyFileSync(join(root, "tmp/particle-initrd.img"), out);
   } finally {
-    for (const m of mounted.reverse()) {
-      try { umount(m, MNT_DETACH); } catch (e) { log(`warning: could not unmount ${m}: ${(e as Error).message}`); }
-    }
+    mounts.release(log);
   }
 }

@@ -11,7 +11,8 @@ import { execa } from "execa";
 import type { Manifest } from "../manifest.ts";
 import { mountDeployment, unmountTree } from "../mounts/index.ts";
 import { run } from "../system/exec.ts";
-import { MNT_DETACH, MS_BIND, MS_REC, MS_SLAVE, mount, umount } from "../system/libc.ts";
+import { MountStack, mountChrootBase } from "../system/chroot-mounts.ts";
+import { mount } from "../system/libc.ts";
 import { aptErrors, CHROOT_ENV } from "./plan.ts";
 
 export interface LayerRoot {
@@ -50,34 +51,21 @@ export const POLICY_RC_D = "#!/bin/sh\n# particle layer: no service starts in th
  * none of it reaches the staged tree.
  */
 export async function withChrootMounts<T>(root: string, listsDir: string, scratch: string, fn: () => Promise<T>, log: (m: string) => void): Promise<T> {
-  const mounted: string[] = [];
+  const mounts = new MountStack();
   const created: string[] = [];
   const at = (p: string) => join(root, p);
-  const bind = (src: string, p: string, rec: boolean) => {
-    mount(src, at(p), null, MS_BIND | (rec ? MS_REC : 0), null);
-    mounted.push(at(p));
-    if (rec) mount(null, at(p), null, MS_SLAVE | MS_REC, null);
-  };
   try {
-    mount("proc", at("proc"), "proc", 0, null); mounted.push(at("proc"));
-    bind("/sys", "sys", true);
-    bind("/dev", "dev", true);
-    for (const p of ["tmp", "var/tmp", "run", "var/cache/apt"]) {
-      if (!existsSync(at(p))) continue;
-      mount("tmpfs", at(p), "tmpfs", 0, p === "tmp" || p === "var/tmp" ? "mode=1777" : "mode=0755"); mounted.push(at(p));
-    }
+    mountChrootBase(mounts, root, { tmp: "mode=1777", "var/tmp": "mode=1777", run: "mode=0755", "var/cache/apt": "mode=0755" });
     mkdirSync(at("var/cache/apt/archives/partial"), { recursive: true });
     mkdirSync(join(listsDir, "partial"), { recursive: true });
     mkdirSync(at("var/lib/apt/lists"), { recursive: true });
-    bind(listsDir, "var/lib/apt/lists", false);
+    mounts.bind(listsDir, at("var/lib/apt/lists"), false);
     const resolv = existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf") : Buffer.from("");
-    placeFile(root, "etc/resolv.conf", resolv, 0o644, scratch, mounted, created, log);
-    placeFile(root, "usr/sbin/policy-rc.d", Buffer.from(POLICY_RC_D), 0o755, scratch, mounted, created, log);
+    placeFile(root, "etc/resolv.conf", resolv, 0o644, scratch, mounts, created, log);
+    placeFile(root, "usr/sbin/policy-rc.d", Buffer.from(POLICY_RC_D), 0o755, scratch, mounts, created, log);
     return await fn();
   } finally {
-    for (const m of mounted.reverse()) {
-      try { umount(m, MNT_DETACH); } catch (e) { log(`warning: could not unmount ${m}: ${(e as Error).message}`); }
-    }
+    mounts.release(log);
     for (const f of created) rmSync(f, { force: true });
   }
 }
@@ -87,7 +75,7 @@ export async function withChrootMounts<T>(root: string, listsDir: string, scratc
  * file, a file written into a tmpfs (a symlink into /run), or a new file removed afterwards (the
  * lower layer has none, so removing it leaves no whiteout).
  */
-function placeFile(root: string, rel: string, content: Buffer, mode: number, scratch: string, mounted: string[], created: string[], log: (m: string) => void, depth = 0): void {
+function placeFile(root: string, rel: string, content: Buffer, mode: number, scratch: string, mounts: MountStack, created: string[], log: (m: string) => void, depth = 0): void {
   const p = join(root, rel);
   let st;
   try { st = lstatSync(p); } catch { st = undefined; }
@@ -101,14 +89,13 @@ function placeFile(root: string, rel: string, content: Buffer, mode: number, scr
       writeFileSync(join(root, next), content, { mode });
       return;
     }
-    placeFile(root, next, content, mode, scratch, mounted, created, log, depth + 1);
+    placeFile(root, next, content, mode, scratch, mounts, created, log, depth + 1);
     return;
   }
   if (st?.isFile()) {
     const src = join(scratch, rel.replaceAll("/", "_"));
     writeFileSync(src, content, { mode });
-    mount(src, p, null, MS_BIND, null);
-    mounted.push(p);
+    mounts.bind(src, p, false);
     return;
   }
   if (st) { log(`warning: /${rel} is not a file; left as it is`); return; }
