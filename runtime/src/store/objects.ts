@@ -8,6 +8,7 @@ import { nextDataRegion } from "../system/libc.ts";
 import type { ScannedFile } from "../tree/scan.ts";
 import { objectPath, type StoreLayout } from "./layout.ts";
 import { CONTENT_MODE, PRIVATE_DIR_MODE } from "./private.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
@@ -148,5 +149,6 @@ export function commitObjects(l: StoreLayout, staged: Map<string, string>): void
     const dst = objectPath(l, digest);
     if (existsSync(dst)) unlinkSync(tmp);
     else renameSync(tmp, dst);
+    checkpoint("stage:object-committed");
   }
 }
