@@ -138,7 +138,7 @@ describe("tar fields", () => {
     expect([...m.get("SCHILY.xattr.user.b")!]).toEqual([0, 1, 0xff]);
     expect(m.get("path")!.toString()).toBe("a/b");
     expect(parsePaxTime("1700000000.5")).toEqual([1700000000, 500000000]);
-    expect(parsePaxTime("-5.1")).toEqual([0, 0]);
+    expect(parsePaxTime("-5.1")).toEqual([-6, 900000000]);
     expect(() => parsePax(Buffer.from("99 path=x\n"))).toThrow(/overruns/);
   });
 
