@@ -11,6 +11,8 @@ import { parseNumber } from "../../runtime/src/tar/header.ts";
 import { parsePaxTime } from "../../runtime/src/tar/pax.ts";
 import { TarReader, type TarEntry } from "../../runtime/src/tar/reader.ts";
 import { tarBytes } from "../host/lib/oci-tar.ts";
+import { unrepresentableInSquashfs } from "../../runtime/src/store/squashfs-times.ts";
+import type { Inode } from "../../runtime/src/tree/model.ts";
 
 // [decimal seconds, nanoseconds since the epoch, seconds, nanoseconds]
 const TABLE: [string, bigint, number, number][] = [
@@ -122,5 +124,17 @@ describe("sources", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("squashfs", () => {
+  const tree = (sec: number): Inode => ({
+    kind: "dir", perm: 0o755, uid: 0, gid: 0, mtimeSec: 0, mtimeNsec: 0, xattrs: [], size: 0,
+    entries: [{ name: Buffer.from("d"), inode: { kind: "dir", perm: 0o755, uid: 0, gid: 0, mtimeSec: 5, mtimeNsec: 0, xattrs: [], size: 0, entries: [
+      { name: Buffer.from("f"), inode: { kind: "file", perm: 0o644, uid: 0, gid: 0, mtimeSec: sec, mtimeNsec: 1, xattrs: [], size: 0 } },
+    ] } }],
+  });
+  it.each([[0, undefined], [2 ** 32 - 1, undefined], [-1, "/d/f"], [2 ** 32, "/d/f"]])("mtime %d: %s cannot be stored", (sec, path) => {
+    expect(unrepresentableInSquashfs(tree(sec))?.path).toBe(path);
   });
 });
