@@ -128,6 +128,11 @@ describe("layer merge: what umoci, buildah and containerd write and accept", () 
     expect(keys(t).filter((k) => k.startsWith("d/"))).toEqual([]);
   });
 
+  it("a whiteout of a directory, then whiteouts under it in the same layer: the directory is gone", () => {
+    const t = apply(base, [{ path: ".wh.d", data: "" }, { path: "d/.wh.a", data: "" }, { path: "d/sub/.wh..wh..opq", data: "" }]);
+    expect(keys(t).filter((k) => k === "d" || k.startsWith("d/"))).toEqual([]);
+  });
+
   it("entries other than whiteouts under a file of the same layer are still refused by name", () => {
     expect(() => apply(base, [{ path: "d", data: "file" }, { path: "d/x", data: "" }])).toThrow(/layer 2: "d\/x": parent "d" is not a directory in this layer/);
   });

@@ -79,9 +79,8 @@ export class LayerBuilder {
       return undefined;
     }
     const isWhiteout = name.startsWith(WH);
-    // A whiteout below something this layer made a file or symlink hides nothing: the entry that
-    // replaced the directory already hid everything under it (umoci writes both when a directory
-    // becomes a file).
+    // A whiteout below something this layer made a file, a symlink or a whiteout hides nothing more:
+    // that entry already hid everything under it (umoci writes both when a directory becomes a file).
     if (isWhiteout && this.blocked(parts)) return undefined;
     const parent = this.dirAt(parts, where);
     if (name === OPAQUE) {
@@ -123,12 +122,12 @@ export class LayerBuilder {
     return e.type === "file" ? inode : undefined;
   }
 
-  /** Whether a leaf of this layer sits on the path. */
+  /** Whether a leaf or a whiteout of this layer sits on the path. */
   private blocked(parts: string[]): boolean {
     let dir = this.root;
     for (const p of parts) {
       const n = dir.children.get(p);
-      if (n?.t === "leaf") return true;
+      if (n?.t === "leaf" || n?.t === "whiteout") return true;
       if (n?.t !== "dir") return false;
       dir = n.dir;
     }
