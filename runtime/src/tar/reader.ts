@@ -98,7 +98,7 @@ export class TarReader {
   /**
    * Call when the input is exhausted: a stream cut inside an entry is an error. A stream that stops
    * after the last entry's bytes, without padding or end blocks, is complete: umoci 0.4's `insert`
-   * writes such layers, and umoci and Go's tar reader accept them.
+   * writes such layers, and umoci's own unpack accepts them.
    */
   end(): void {
     const s = this.state;
