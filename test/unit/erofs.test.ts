@@ -127,6 +127,28 @@ describe("erofs writer", () => {
     expect([img.lookup("c").mtimeSec, img.lookup("c").mtimeNsec]).toEqual([BUILD_MTIME.mtimeSec, 0]);
   });
 
+  it("stores times before 1970: a negative build time for compact inodes, negative 64-bit seconds in extended ones", async () => {
+    const half = { mtimeSec: -1, mtimeNsec: 500_000_000 };
+    const root = dir([
+      ["a", file(Buffer.from("a"), half)],
+      ["b", file(Buffer.from("b"), half)],
+      ["ns", file(Buffer.from("c"), { mtimeSec: -1, mtimeNsec: 123 })],
+      ["far", file(Buffer.from("d"), { mtimeSec: -3_000_000_000, mtimeNsec: 250_000_000 })],
+      ["epoch", file(Buffer.from("e"), { mtimeSec: 0, mtimeNsec: 0 })],
+    ], half);
+    const { bytes, img } = await build(root);
+    expect([img.sb.buildTimeSec, img.sb.buildTimeNsec]).toEqual([-1, 500_000_000]);
+    // Two's complement on disk, as the kernel reads it (le64 into a signed time64_t).
+    expect(bytes.readBigInt64LE(1024 + 24)).toBe(-1n);
+    expect(img.lookup("a").extended).toBe(false);
+    const got = (p: string) => { const i = img.lookup(p); return [i.mtimeSec, i.mtimeNsec]; };
+    expect(got("a")).toEqual([-1, 500_000_000]);
+    expect(got("ns")).toEqual([-1, 123]);
+    expect(got("far")).toEqual([-3_000_000_000, 250_000_000]);
+    expect(got("epoch")).toEqual([0, 0]);
+    await expect(writeErofs(dir([["x", file(Buffer.from("x"), { mtimeSec: -1, mtimeNsec: -5 })]]), join(tmp, "bad.erofs"), { mode: "metadata" })).rejects.toThrow(/bad mtime nsec -5/);
+  });
+
   it("round-trips every kind of node in metadata mode (no data blocks for files)", async () => {
     const root = sampleTree();
     const { img } = await build(root, "metadata");

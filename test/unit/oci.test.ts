@@ -103,6 +103,82 @@ describe("layer merge", () => {
   });
 });
 
+describe("layer merge: what umoci, buildah and containerd write and accept", () => {
+  const base: TarItem[] = [
+    { path: "d/", type: "dir" },
+    { path: "d/a", data: "a" },
+    { path: "d/sub/b", data: "b" },
+    { path: "usr/lib/", type: "dir" },
+    { path: "usr/lib/z", data: "z" },
+    { path: "lib", type: "symlink", linkname: "usr/lib" },
+    { path: "abs", type: "symlink", linkname: "/usr/lib" },
+    { path: "up", type: "symlink", linkname: "../../../usr" },
+    { path: "chain", type: "symlink", linkname: "abs" },
+    { path: "usr/lib64", type: "symlink", linkname: "lib" },
+    { path: "loop1", type: "symlink", linkname: "loop2" },
+    { path: "loop2", type: "symlink", linkname: "loop1" },
+    { path: "dangling", type: "symlink", linkname: "nowhere" },
+    { path: "file", data: "f" },
+  ];
+  const keys = (t: Map<string, string>) => [...t.keys()].sort();
+
+  it("a directory replaced by a file, with whiteouts under the same path in the same layer (umoci repack)", () => {
+    const t = apply(base, [{ path: "d", data: "now a file" }, { path: "d/.wh.a", data: "" }, { path: "d/.wh.sub", data: "" }, { path: "d/.wh..wh..opq", data: "" }]);
+    expect(t.get("d")).toMatch(/:now a file$/);
+    expect(keys(t).filter((k) => k.startsWith("d/"))).toEqual([]);
+  });
+
+  it("a whiteout of a directory, then whiteouts under it in the same layer: the directory is gone", () => {
+    const t = apply(base, [{ path: ".wh.d", data: "" }, { path: "d/.wh.a", data: "" }, { path: "d/sub/.wh..wh..opq", data: "" }]);
+    expect(keys(t).filter((k) => k === "d" || k.startsWith("d/"))).toEqual([]);
+  });
+
+  it("entries other than whiteouts under a file of the same layer are still refused by name", () => {
+    expect(() => apply(base, [{ path: "d", data: "file" }, { path: "d/x", data: "" }])).toThrow(/layer 2: "d\/x": parent "d" is not a directory in this layer/);
+  });
+
+  it("whiteouts that hide nothing change nothing and create no directories", () => {
+    const before = apply(base);
+    const t = apply(base, [
+      { path: ".wh.nonexistent", data: "" },
+      { path: "no/such/dir/.wh.thing", data: "" },
+      { path: "usr/.wh.nothing-here", data: "" },
+      { path: "file/.wh.below-a-file", data: "" },
+      { path: "dangling/.wh.x", data: "" },
+      { path: "ghost/.wh..wh..opq", data: "" },
+    ]);
+    expect(t).toEqual(before);
+  });
+
+  // [the path the layer writes under, where it lands, the symlink on the way]
+  it.each([
+    ["lib", "usr/lib", "lib"],
+    ["abs", "usr/lib", "abs"],
+    ["chain", "usr/lib", "chain"],
+    ["usr/lib64", "usr/lib", "usr/lib64"],
+    ["up/lib", "usr/lib", "up"],
+  ])("an entry under %s (a symlinked directory below) lands in %s, inside the root", (link, real, symlink) => {
+    const t = apply(base, [{ path: `${link}/added`, data: "new" }, { path: `${link}/deep/er`, data: "deeper" }, { path: `${link}/.wh.z`, data: "" }]);
+    expect(t.get(symlink)).toBe("symlink");
+    expect(t.get(`${real}/added`)).toMatch(/:new$/);
+    expect(t.get(`${real}/deep/er`)).toMatch(/:deeper$/);
+    expect(t.has(`${real}/z`)).toBe(false);
+    expect(keys(t).filter((k) => k.startsWith(`${symlink}/`))).toEqual([]);
+  });
+
+  it("an explicit directory entry replaces the symlink, as containerd and umoci do", () => {
+    const t = apply(base, [{ path: "lib/", type: "dir", mode: 0o750 }, { path: "lib/own", data: "own" }]);
+    expect(t.get("lib")).toBe("dir:750");
+    expect(keys(t).filter((k) => k.startsWith("lib/"))).toEqual(["lib/own"]);
+    expect(t.has("usr/lib/own")).toBe(false);
+  });
+
+  it("entries under a symlink that loops or dangles are refused, naming the path and the target", () => {
+    expect(() => apply(base, [{ path: "loop1/x", data: "" }])).toThrow(/"loop1" is a symlink to "loop2", which is not a directory in the layers below/);
+    expect(() => apply(base, [{ path: "dangling/x", data: "" }])).toThrow(/"dangling" is a symlink to "nowhere"/);
+  });
+});
+
 describe("layer cache entries", () => {
   /** A layer tree as staging builds it, each file given a digest made from its content. */
   function layer(lower: Dir, items: TarItem[]): Dir {

@@ -116,6 +116,8 @@ function checkInode(i: Inode): void {
   const u32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= U32;
   if (!u32(i.uid) || !u32(i.gid)) throw new Error(`uid/gid out of range: ${i.uid}:${i.gid}`);
   if (!Number.isInteger(i.perm) || i.perm < 0 || i.perm > 0o7777) throw new Error(`bad permission bits ${i.perm}`);
+  // i_mtime is 64 bits, read by the kernel as signed: times before 1970 are stored as they are.
+  if (!Number.isSafeInteger(i.mtimeSec)) throw new Error(`bad mtime ${i.mtimeSec}`);
   if (!Number.isInteger(i.mtimeNsec) || i.mtimeNsec < 0 || i.mtimeNsec > 999_999_999) throw new Error(`bad mtime nsec ${i.mtimeNsec}`);
   if (i.kind === "file" && !(Number.isSafeInteger(i.size) && i.size >= 0)) throw new Error(`bad file size ${i.size}`);
   if (i.kind === "symlink" && (!i.target || i.target.length === 0 || i.target.length > 4095))

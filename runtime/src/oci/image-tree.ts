@@ -66,7 +66,7 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
     if (cached) {
       reused++;
       progress.add(layer.size);
-      mergeLayer(merged, cached);
+      merge(merged, cached, what);
       continue;
     }
     let upper: Dir;
@@ -79,7 +79,7 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
       throw new Error(`${(e as Error).message}; removed it from the cache (${cache}), staging again fetches it anew`);
     }
     layerCache.save(layer.digest, upper);
-    mergeLayer(merged, upper);
+    merge(merged, upper, what);
   }
   progress.end();
   log(`unpacked ${image.layers.length - reused} of ${image.layers.length} layers (${reused} known from earlier stagings; ${fmtBytes(total)} compressed in all): ${sink.files} files read, ${sink.objectsAdded} new objects`);
@@ -99,6 +99,14 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
       layers: image.layers.length,
     },
   };
+}
+
+function merge(merged: Dir, upper: Dir, what: string): void {
+  try {
+    mergeLayer(merged, upper);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
 }
 
 function countFiles(root: Inode): { files: number; bytes: number } {

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import type { Inode } from "../tree/model.ts";
 import { emptyDir, lookup, type Dir, type Node } from "./layers.ts";
 
-const VERSION = 1;
+// 2: PAX mtimes before 1970 are kept (version 1 entries hold them as 0).
+const VERSION = 2;
 
 type JInode = { k: Inode["kind"]; p: number; u: number; g: number; s: number; n: number; x?: [string, string][]; z?: number; d?: string; t?: string; ma?: number; mi?: number };
 type JDir = { i?: number; o?: 1; c: [string, JNode][] };

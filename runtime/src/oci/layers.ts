@@ -78,13 +78,17 @@ export class LayerBuilder {
       this.root.explicit = true;
       return undefined;
     }
+    const isWhiteout = name.startsWith(WH);
+    // A whiteout below something this layer made a file, a symlink or a whiteout hides nothing more:
+    // that entry already hid everything under it (umoci writes both when a directory becomes a file).
+    if (isWhiteout && this.blocked(parts)) return undefined;
     const parent = this.dirAt(parts, where);
     if (name === OPAQUE) {
       parent.opaque = true;
       return undefined;
     }
     if (name.startsWith(WH_META)) return undefined;
-    if (name.startsWith(WH)) {
+    if (isWhiteout) {
       const target = name.slice(WH.length);
       if (target === "" || target === "." || target === "..") throw new Error(`${where}: bad whiteout name`);
       parent.children.set(target, { t: "whiteout" });
@@ -118,6 +122,18 @@ export class LayerBuilder {
     return e.type === "file" ? inode : undefined;
   }
 
+  /** Whether a leaf or a whiteout of this layer sits on the path. */
+  private blocked(parts: string[]): boolean {
+    let dir = this.root;
+    for (const p of parts) {
+      const n = dir.children.get(p);
+      if (n?.t === "leaf" || n?.t === "whiteout") return true;
+      if (n?.t !== "dir") return false;
+      dir = n.dir;
+    }
+    return false;
+  }
+
   private dirAt(parts: string[], where: string): Dir {
     let dir = this.root;
     for (const p of parts) {
@@ -134,8 +150,17 @@ export class LayerBuilder {
   }
 }
 
-/** Applies a layer tree onto the merged tree below it (in place). */
-export function mergeLayer(lower: Dir, upper: Dir): void {
+/**
+ * Applies a layer tree onto the merged tree below it (in place). A directory the layer only implies
+ * (it names paths below it) where the layers below have a symlink is looked up through the
+ * symlink, inside the root, as umoci and containerd do: `lib/x` over `lib -> usr/lib` lands in
+ * usr/lib. Whiteouts of paths the layers below lack change nothing and create no directories.
+ */
+export function mergeLayer(root: Dir, upper: Dir): void {
+  mergeInto(root, root, [], upper);
+}
+
+function mergeInto(root: Dir, lower: Dir, at: string[], upper: Dir): void {
   if (upper.explicit) {
     const { perm, uid, gid, mtimeSec, mtimeNsec, xattrs } = upper.inode;
     Object.assign(lower.inode, { perm, uid, gid, mtimeSec, mtimeNsec, xattrs });
@@ -143,19 +168,67 @@ export function mergeLayer(lower: Dir, upper: Dir): void {
   }
   if (upper.opaque) lower.children.clear();
   for (const [name, n] of upper.children) {
-    if (n.t === "whiteout") lower.children.delete(name);
-    else if (n.t === "leaf") lower.children.set(name, n);
-    else {
-      const have = lower.children.get(name);
-      if (have?.t === "dir") mergeLayer(have.dir, n.dir);
-      else {
-        // Fresh directory: merging into an empty one drops the layer's own markers.
-        const d = emptyDir(n.dir.explicit, { ...n.dir.inode });
-        mergeLayer(d, n.dir);
-        lower.children.set(name, { t: "dir", dir: d });
-      }
+    if (n.t === "whiteout") { lower.children.delete(name); continue; }
+    if (n.t === "leaf") { lower.children.set(name, n); continue; }
+    const have = lower.children.get(name);
+    if (have?.t === "dir") { mergeInto(root, have.dir, [...at, name], n.dir); continue; }
+    if (!n.dir.explicit && have?.t === "leaf" && have.inode.kind === "symlink") {
+      const to = resolveDir(root, at, have.inode.target!);
+      if (to) { mergeInto(root, to.dir, to.path, n.dir); continue; }
+      if (!placesAnything(n.dir)) continue;
+      throw new Error(`${JSON.stringify([...at, name].join("/"))} is a symlink to ${JSON.stringify(have.inode.target!.toString())}, which is not a directory in the layers below, and the layer has entries under it`);
     }
+    if (!n.dir.explicit && !placesAnything(n.dir)) continue;
+    // Fresh directory: merging into an empty one drops the layer's own markers.
+    const d = emptyDir(n.dir.explicit, { ...n.dir.inode });
+    mergeInto(root, d, [...at, name], n.dir);
+    lower.children.set(name, { t: "dir", dir: d });
   }
+}
+
+/** Whether merging a layer directory adds anything (an entry or a declared directory), not just whiteouts. */
+function placesAnything(d: Dir): boolean {
+  if (d.explicit) return true;
+  for (const n of d.children.values()) if (n.t === "leaf" || (n.t === "dir" && placesAnything(n.dir))) return true;
+  return false;
+}
+
+/** Linux's limit on symlinks followed in one lookup (MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/**
+ * The directory a symlink at `base`/… leads to, resolved inside `root` as if it were "/" (".."
+ * stops at the root, absolute targets start from it). Undefined if it dangles, loops or ends at a
+ * non-directory.
+ */
+export function resolveDir(root: Dir, base: string[], target: Buffer): { dir: Dir; path: string[] } | undefined {
+  let links = 0;
+  let path = [...base];
+  let dir: Dir = root;
+  const todo: string[] = [];
+  // Continues the lookup with a symlink's target in place of the symlink.
+  const follow = (t: Buffer): boolean => {
+    if (t[0] === 0x2f) path = [];
+    const d = lookup(root, path);
+    if (d?.t !== "dir") return false;
+    dir = d.dir;
+    todo.unshift(...t.toString("latin1").split("/"));
+    return true;
+  };
+  if (!follow(target)) return undefined;
+  while (todo.length) {
+    const p = todo.shift()!;
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      path.pop();
+      dir = (lookup(root, path) as { t: "dir"; dir: Dir }).dir;
+      continue;
+    }
+    const n = dir.children.get(p);
+    if (n?.t === "dir") { path.push(p); dir = n.dir; continue; }
+    if (n?.t !== "leaf" || n.inode.kind !== "symlink" || ++links > MAX_LINKS || !follow(n.inode.target!)) return undefined;
+  }
+  return { dir, path };
 }
 
 /** The merged tree as the model the image writers take (entries sorted by name bytes). */

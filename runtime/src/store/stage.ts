@@ -24,6 +24,7 @@ import { imagePath, objectPath, storeLayout, type StoreLayout } from "./layout.t
 import { acquireLock } from "./lock.ts";
 import { CONTENT_MODE, secureStore } from "./private.ts";
 import { precheckStageSpace } from "./space.ts";
+import { unrepresentableInSquashfs } from "./squashfs-times.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
 import { unmountTree } from "../mounts/index.ts";
@@ -118,6 +119,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   } else if (opts.format === "erofs") {
     await writeErofs(root, image, { mode: "full" });
   } else {
+    const bad = unrepresentableInSquashfs(root);
+    if (bad) throw new Error(`source ${sourceName}: ${bad.path} has mtime ${bad.sec} (seconds since 1970), which squashfs cannot store (it keeps 1970 to 2106 only); use --format erofs or composefs`);
     await mksquashfs(prepared.treeDir!, image);
   }
 

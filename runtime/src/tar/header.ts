@@ -8,6 +8,7 @@ export interface TarHeader {
   uid: number;
   gid: number;
   size: number;
+  /** Seconds since the epoch, negative before 1970. */
   mtime: number;
   /** The raw type flag character ("0", "5", "x", "L", …); "\0" is an old-style regular file. */
   type: string;
@@ -22,15 +23,20 @@ const field = (b: Uint8Array, off: number, len: number): Buffer => {
   return Buffer.from(nul < 0 ? s : s.subarray(0, nul));
 };
 
-/** Parses a numeric field: octal text (NUL/space padded) or base-256 (high bit of the first byte set). */
-export function parseNumber(b: Uint8Array, off: number, len: number, what: string): number {
+/**
+ * Parses a numeric field: octal text (NUL/space padded) or base-256 (high bit of the first byte set,
+ * the rest a big-endian two's complement number). Only `signed` fields may be negative: GNU tar
+ * writes an mtime before 1970 in base-256.
+ */
+export function parseNumber(b: Uint8Array, off: number, len: number, what: string, signed = false): number {
   if (b[off]! & 0x80) {
-    // Base-256, big-endian two's complement; a negative value (0xff first byte) is never valid here.
-    if (b[off] === 0xff) throw new Error(`tar header: negative ${what}`);
-    let v = b[off]! & 0x7f;
-    for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
-    if (!Number.isSafeInteger(v)) throw new Error(`tar header: ${what} too large`);
-    return v;
+    let v = BigInt(b[off]! & 0x7f);
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(b[off + i]!);
+    // 0x40 of the first byte is the sign bit of the remaining 8*len-1 bits.
+    if (b[off]! & 0x40) v -= 1n << BigInt(8 * len - 1);
+    if (v < 0n && !signed) throw new Error(`tar header: negative ${what}`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error(`tar header: ${what} out of range`);
+    return Number(v);
   }
   const text = field(b, off, len).toString("latin1").trim();
   if (text === "") return 0;
@@ -70,7 +76,7 @@ export function parseHeader(b: Uint8Array): TarHeader {
     uid: parseNumber(b, 108, 8, "uid"),
     gid: parseNumber(b, 116, 8, "gid"),
     size: parseNumber(b, 124, 12, "size"),
-    mtime: parseNumber(b, 136, 12, "mtime"),
+    mtime: parseNumber(b, 136, 12, "mtime", true),
     type: String.fromCharCode(b[156]!),
     linkname: field(b, 157, 100),
     devmajor: parseNumber(b, 329, 8, "devmajor"),

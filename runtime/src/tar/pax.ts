@@ -1,6 +1,8 @@
 // PAX extended header records: "<len> <key>=<value>\n", where len counts the whole record. Values
 // are bytes: SCHILY.xattr.* values are binary (security.capability), so nothing is decoded as text
 // until a key asks for it.
+import { parseDecimalSeconds } from "../tree/time.ts";
+
 export type PaxRecords = Map<string, Buffer>;
 
 export function parsePax(body: Uint8Array): PaxRecords {
@@ -25,11 +27,9 @@ export function parsePax(body: Uint8Array): PaxRecords {
   return out;
 }
 
-/** "1700000000.123456789" → [seconds, nanoseconds]. Times before 1970 are clamped to 0: the image formats store unsigned times. */
+/** "1700000000.123456789", "-1.5" → [seconds, nanoseconds], nanoseconds in [0, 1e9) (before 1970 too). */
 export function parsePaxTime(v: string): [number, number] {
-  const m = /^(-?\d+)(?:\.(\d+))?$/.exec(v);
-  if (!m) throw new Error(`pax header: bad time ${JSON.stringify(v)}`);
-  const sec = Number(m[1]);
-  const nsec = m[2] ? Number(m[2].slice(0, 9).padEnd(9, "0")) : 0;
-  return sec < 0 ? [0, 0] : [sec, nsec];
+  const t = parseDecimalSeconds(v);
+  if (!t) throw new Error(`pax header: bad time ${JSON.stringify(v)}`);
+  return t;
 }

@@ -95,10 +95,14 @@ export class TarReader {
     }
   }
 
-  /** Call when the input is exhausted: a stream cut inside an entry is an error. */
+  /**
+   * Call when the input is exhausted: a stream cut inside an entry is an error. A stream that stops
+   * after the last entry's bytes, without padding or end blocks, is complete: umoci 0.4's `insert`
+   * writes such layers, and umoci's own unpack accepts them.
+   */
   end(): void {
     const s = this.state;
-    if (s.kind === "body" || s.kind === "pad" || this.headLen !== 0) throw new Error(`tar stream truncated (after ${this.entries} entries)`);
+    if (s.kind === "body" || this.headLen !== 0) throw new Error(`tar stream truncated (after ${this.entries} entries)`);
     if (this.pax || this.longName || this.longLink) throw new Error("tar stream truncated: metadata header without its entry");
   }
 

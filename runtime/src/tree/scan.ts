@@ -3,6 +3,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import type { Entry, Inode, NodeKind, Xattr } from "./model.ts";
 import { sortEntries, sortXattrs } from "./model.ts";
+import { splitNs } from "./time.ts";
 import { getXattr, listXattrs } from "../system/libc.ts";
 
 /** What identifies a file's content on disk without reading it (ostree's "devino" key plus times). */
@@ -46,6 +47,11 @@ export function sameKey(a: StatKey, b: StatKey): boolean {
 /** The file kind of a stat mode, or undefined for a type the model does not know. */
 export const kindOf = (mode: bigint | number): NodeKind | undefined => KINDS[Number(mode) & S_IFMT];
 
+function mtimeOf(st: BigIntStats): { mtimeSec: number; mtimeNsec: number } {
+  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs);
+  return { mtimeSec, mtimeNsec };
+}
+
 /** The attributes every inode takes from lstat; kind-specific parts (data, target, rdev, entries) are the caller's. */
 export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]): Inode {
   return {
@@ -53,8 +59,7 @@ export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]):
     perm: Number(st.mode) & 0o7777,
     uid: Number(st.uid),
     gid: Number(st.gid),
-    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    ...mtimeOf(st),
     xattrs,
     size: 0,
   };

@@ -8,7 +8,10 @@ export interface TarItem {
   mode?: number;
   uid?: number;
   gid?: number;
+  /** Whole seconds; negative ones are written in GNU base-256, as GNU tar does. */
   mtime?: number;
+  /** A PAX "mtime" record (decimal seconds with a fraction, e.g. "-0.999999877"), beside the header's. */
+  paxMtime?: string;
   /** Symlink target or hardlink target path. */
   linkname?: string;
   xattrs?: Record<string, Buffer | string>;
@@ -31,7 +34,9 @@ function header(name: Buffer, type: string, size: number, it: Omit<TarItem, "pat
   octal(b, 108, 8, it.uid ?? 0);
   octal(b, 116, 8, it.gid ?? 0);
   octal(b, 124, 12, size);
-  octal(b, 136, 12, it.mtime ?? 1_600_000_000);
+  const mtime = it.mtime ?? 1_600_000_000;
+  if (mtime < 0) base256(b, 136, 12, mtime);
+  else octal(b, 136, 12, mtime);
   b.write(type, 156, 1, "latin1");
   linkname.copy(b, 157, 0, Math.min(100, linkname.length));
   b.write(gnu ? "ustar  \0" : "ustar\x0000", 257, 8, "latin1");
@@ -42,6 +47,16 @@ function header(name: Buffer, type: string, size: number, it: Omit<TarItem, "pat
   for (const x of b) sum += x;
   b.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
   return b;
+}
+
+/** GNU base-256: the 0x80 marker, then the value as big-endian two's complement. */
+function base256(b: Buffer, off: number, len: number, v: number): void {
+  let x = BigInt(v);
+  for (let i = len - 1; i >= 0; i--) {
+    b[off + i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  b[off] = b[off]! | 0x80;
 }
 
 const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
@@ -61,6 +76,7 @@ export function tarBytes(items: TarItem[], opts: { endBlocks?: boolean } = {}): 
     const data = it.data === undefined ? Buffer.alloc(0) : Buffer.from(it.data);
     const link = Buffer.from(it.linkname ?? "");
     const pax: Buffer[] = [];
+    if (it.paxMtime !== undefined) pax.push(paxRecord("mtime", Buffer.from(it.paxMtime)));
     for (const [k, v] of Object.entries(it.xattrs ?? {})) pax.push(paxRecord(`SCHILY.xattr.${k}`, Buffer.from(v)));
     let gnu = false;
     if (name.length > 100) {
