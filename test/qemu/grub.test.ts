@@ -202,6 +202,9 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
     console.log(`grub-7-after-cleanup-cut: ${timing(r)}`);
     const p = parse(r);
     expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(A);
+    // The rollback just before the cut survived it: A is the default (the entry is rewritten on the
+    // vfat ESP, where this was once lost; see renameAtomic).
+    expect(p.json.status.spec.defaultDeployment).toBe(A);
     expect(p.kv.verify).toBe("ok");
     expect(p.kv["tmp-after"]).toBe("0");
     const left = p.kv.deployments!.trim().split(" ").sort();

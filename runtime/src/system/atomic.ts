@@ -1,5 +1,6 @@
 // Durable writes. Anything a reboot depends on goes: temp file in the same directory, fsync, rename,
-// fsync the directory — so a power cut leaves either the old or the new file, never a torn one.
+// fsync the renamed file (for vfat, see renameAtomic) and the directory, so a power cut leaves
+// either the old or the new file, never a torn one.
 import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync, constants } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { checkpoint } from "./die-at.ts";
@@ -35,10 +36,31 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   renameAtomic(tmp, path);
 }
 
-/** rename(2) then fsync of the target's directory (and the source's, when it differs). */
+/**
+ * rename(2), then fsync of the renamed file itself, then of the target's directory (and the
+ * source's, when it differs).
+ *
+ * The fsync of the file after the rename is for vfat, where the ESP's entries, menus, grubenv,
+ * kernels and initramfs images live. vfat keeps a file's first cluster and size in its directory
+ * entry and writes them together with the file's inode: rename puts the file in the new slot in
+ * memory only, and fsync of the directory does not write the file's inode. Until writeback, ~30 s
+ * later, a power cut left the old content under the name (a replaced file) or an empty file (a new
+ * name). The QEMU power-cut test saw a rollback's entry come back with its old generation. On ext4
+ * this fsync finds nothing left to write.
+ */
 export function renameAtomic(from: string, to: string): void {
   renameSync(from, to);
   checkpoint("atomic:renamed");
+  fsyncPath(to);
   fsyncDir(dirname(to));
   if (dirname(from) !== dirname(to)) fsyncDir(dirname(from));
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
