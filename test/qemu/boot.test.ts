@@ -101,7 +101,7 @@ describe("booting a composefs deployment (issue 3)", () => {
       cat /${CANARY_PATH} >/dev/null 2>/run/canary.err; echo "CANARY: rc=$? $(cat /run/canary.err)"
       echo "D1-EDIT: $(cat /sysroot/particle/deploy/${d1.id}/etc/upper/particle-test-edit)"
       for f in /sysroot/particle/deploy/${d1.id}/etc/upper/particle-test-trace /var/particle-test-trace /particle-test-trace; do
-        [ -e $f ] && echo "TRACE: $f"
+        if [ -e $f ]; then echo "TRACE: $f"; fi
       done
     `);
     expect(JSON.parse(/^MARKER: (.*)$/m.exec(r.output)![1]!)).toMatchObject({ id: d2.id, imageDigest: d1.imageDigest });

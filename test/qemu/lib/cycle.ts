@@ -212,8 +212,10 @@ kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
 }
 
 /**
- * The store seen by an unprivileged user of the booted system: no object, image or cache can be read
- * or even listed; /etc/shadow only through the mount, where its own mode keeps nobody out.
+ * The store seen by an unprivileged user of the booted system: no object or image can be read, no
+ * private directory even listed (the caches' own files, such as devino.json, keep the modes their
+ * writers gave them, behind cache/'s 0700); /etc/shadow only through the mount, where its own mode
+ * keeps nobody out.
  */
 export const PRIVATE_STORE = `
 nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
@@ -223,7 +225,7 @@ nobody cat "/sysroot/particle/objects/\${shadow:0:2}/\${shadow:2}" >/dev/null 2>
 cat "/sysroot/particle/objects/\${shadow:0:2}/\${shadow:2}" >/dev/null && kv root-reads-shadow-object yes || kv root-reads-shadow-object no
 nobody cat /etc/shadow >/dev/null 2>&1 && kv nobody-reads-shadow yes || kv nobody-reads-shadow no
 nobody cat /etc/os-release >/dev/null 2>&1 && kv nobody-reads-os-release yes || kv nobody-reads-os-release no
-kv open-store-files "$(find /sysroot/particle/objects /sysroot/particle/images /sysroot/particle/cache -type f -perm /077 | wc -l)"
+kv open-store-files "$(find /sysroot/particle/objects /sysroot/particle/images -type f -perm /077 | wc -l)"
 kv store-dir-modes "$(stat -c %a /sysroot/particle/objects /sysroot/particle/images /sysroot/particle/cache /sysroot/particle/tmp | tr '\\n' ' ')"
 `;
 
