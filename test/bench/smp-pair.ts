@@ -1,6 +1,6 @@
-// One plain boot (the plain QEMU test's ext4 root, the agent's script `exit 0`): how long the QEMU
-// tier's guests take with PARTICLE_QEMU_SMP vCPUs. `make bench` runs it (boot section) as one guest
-// with 2 vCPUs alone against two 1-vCPU guests side by side, which is how test/qemu now runs.
+// One plain boot (the plain QEMU test's ext4 root, the agent's script `exit 0`) with
+// PARTICLE_QEMU_SMP vCPUs. test/bench/qemu-smp.sh runs it as one 2-vCPU guest alone against two
+// 1-vCPU guests side by side, which is how test/qemu now runs.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
