@@ -19,17 +19,20 @@ export function parsePax(body: Uint8Array): PaxRecords {
     if (len <= sp - off + 1 || end > buf.length || buf[end - 1] !== 0x0a) throw new Error(`pax header: record at byte ${off} overruns or is not newline-terminated`);
     const eq = buf.indexOf(0x3d, sp + 1);
     if (eq < 0 || eq >= end) throw new Error(`pax header: record at byte ${off} has no "="`);
-    out.set(buf.toString("utf8", sp + 1, eq), Buffer.from(buf.subarray(eq + 1, end - 1)));
+    // Keys as latin1, which keeps every byte: an xattr name is bytes, and need not be UTF-8.
+    out.set(buf.toString("latin1", sp + 1, eq), Buffer.from(buf.subarray(eq + 1, end - 1)));
     off = end;
   }
   return out;
 }
 
 /** "1700000000.123456789" → [seconds, nanoseconds]. Times before 1970 are clamped to 0: the image formats store unsigned times. */
-export function parsePaxTime(v: string): [number, number] {
+export function parsePaxTime(v: string, what = "pax header"): [number, number] {
   const m = /^(-?\d+)(?:\.(\d+))?$/.exec(v);
-  if (!m) throw new Error(`pax header: bad time ${JSON.stringify(v)}`);
+  if (!m) throw new Error(`${what}: bad PAX time ${JSON.stringify(v)}`);
   const sec = Number(m[1]);
+  // Beyond 2^53 the seconds would be stored rounded: refuse rather than invent a time.
+  if (!Number.isSafeInteger(sec)) throw new Error(`${what}: PAX time ${JSON.stringify(v)} is out of range`);
   const nsec = m[2] ? Number(m[2].slice(0, 9).padEnd(9, "0")) : 0;
   return sec < 0 ? [0, 0] : [sec, nsec];
 }

@@ -9,8 +9,8 @@ export interface TarItem {
   uid?: number;
   gid?: number;
   mtime?: number;
-  /** Symlink target or hardlink target path. */
-  linkname?: string;
+  /** Symlink target or hardlink target path (bytes: names need not be UTF-8). */
+  linkname?: string | Buffer;
   xattrs?: Record<string, Buffer | string>;
   /** How a name over 100 bytes is written: a GNU "L" record (default) or a PAX path record. */
   longName?: "gnu" | "pax";
