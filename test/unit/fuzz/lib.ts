@@ -2,7 +2,7 @@
 //
 // PARTICLE_FUZZ_RUNS  cases per property (default 10000, what CI runs; `make fuzz` runs 200000)
 // PARTICLE_FUZZ_SEED  replays a run: fast-check prints the seed (and path) of any failure
-// PARTICLE_FUZZ_CASE_MS  the time one case may take before it counts as a hang (default 1000)
+// PARTICLE_FUZZ_CASE_MS  the time one case may take before it counts as a hang (default 3000)
 //
 // The rule every parser is held to: any input gives a result or an Error whose message names the
 // input (the file, layer or argument, as the real callers pass it). Never another exception type
@@ -20,7 +20,7 @@ const envInt = (name: string, dflt: number): number => {
 
 export const RUNS = envInt("PARTICLE_FUZZ_RUNS", 10_000);
 export const SEED = process.env.PARTICLE_FUZZ_SEED ? envInt("PARTICLE_FUZZ_SEED", 0) : undefined;
-export const CASE_MS = envInt("PARTICLE_FUZZ_CASE_MS", 1000);
+export const CASE_MS = envInt("PARTICLE_FUZZ_CASE_MS", 3000);
 
 /** fast-check parameters: `runs` cases (a share of RUNS for properties whose cases spawn a program), the seed if one was given. */
 export function params(runs = RUNS): fc.Parameters<unknown> {
@@ -80,14 +80,16 @@ export function expectRefused(fn: () => unknown, msg: RegExp): void {
 }
 
 /**
- * Strings with long runs: a short piece (from `alphabet`) repeated thousands of times between
- * ordinary text. Quadratic regular expressions and loops only show on inputs of this shape; fast-check's
- * default strings are too short to reach them.
+ * Strings with long runs (one case in four; the others short): a piece of `alphabet` repeated up to
+ * 30,000 times between ordinary text, up to 120,000 characters. Quadratic regular expressions and
+ * loops only show on inputs of this shape, and at this length they take seconds where linear code
+ * takes milliseconds, so the per-case budget tells them apart even on a loaded machine.
  */
 export function longRuns(alphabet: fc.Arbitrary<string>, around: fc.Arbitrary<string> = fc.string({ maxLength: 20 })): fc.Arbitrary<string> {
-  return fc
-    .tuple(around, fc.array(fc.tuple(fc.string({ unit: alphabet, minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 40_000 })), { minLength: 1, maxLength: 3 }), around)
+  const long = fc
+    .tuple(around, fc.array(fc.tuple(fc.string({ unit: alphabet, minLength: 1, maxLength: 2 }), fc.integer({ min: 1, max: 30_000 })), { minLength: 1, maxLength: 2 }), around)
     .map(([a, runs, b]) => a + runs.map(([p, n]) => p.repeat(n)).join("") + b);
+  return fc.oneof({ weight: 3, arbitrary: fc.string({ unit: alphabet, maxLength: 40 }) }, { weight: 1, arbitrary: long });
 }
 
 /** Byte edits that turn a valid input into a nearly valid one: bit flips, stores, truncation, cut-outs, insertions, huge numbers. */
