@@ -82,3 +82,13 @@ describe("kernel command line fuzz", () => {
     );
   }, timeoutFor(RUNS, 1));
 });
+
+describe("regressions", () => {
+  it("U+3000 and other non-ASCII spaces do not split an argument: the kernel splits on ASCII whitespace only (found by the kernel-model property)", () => {
+    expect(splitCmdline("a\u3000b c\u2028d\te")).toEqual(["a\u3000b", "c\u2028d", "e"]);
+    // Before, "1" was taken as the deployment; the kernel hands particle.deploy the whole "1\u3000x".
+    const r = outcome(() => parseCmdline(`particle.deploy=1\u3000x particle.image=${"a".repeat(64)}`));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toBe("particle.deploy=1\u3000x: invalid, expected a deployment id such as 1 or 2-ab12");
+  });
+});

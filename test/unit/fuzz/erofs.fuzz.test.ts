@@ -145,5 +145,24 @@ describe("EROFS reader fuzz", () => {
 });
 
 describe("regressions", () => {
-  it("placeholder", () => expectRefused(() => new ErofsImage(Buffer.alloc(10), NAME), /too short/));
+  it("an empty or short buffer is refused naming the image, not with a RangeError from a Buffer read (found by the arbitrary-bytes property)", () => {
+    expectRefused(() => new ErofsImage(Buffer.alloc(0), NAME), /^fuzz\.erofs: 0 bytes, too short for an EROFS superblock$/);
+  });
+
+  it("a size field of 0xffffffff is refused, not allocated (4 GiB, 2 s; found by the damaged-image property)", async () => {
+    const f: Inode = { kind: "file", perm: 0o644, uid: 0, gid: 0, mtimeSec: 1_700_000_000, mtimeNsec: 0, xattrs: [], size: 3, data: { kind: "bytes", bytes: Buffer.from("abc") } };
+    const root: Inode = { kind: "dir", perm: 0o755, uid: 0, gid: 0, mtimeSec: 1_700_000_000, mtimeNsec: 0, xattrs: [], size: 0, entries: [{ name: Buffer.from("f"), inode: f }] };
+    const bytes = await image(root);
+    const img = new ErofsImage(bytes, NAME);
+    const ino = img.lookup("f");
+    bytes.writeUInt32LE(0xffffffff, ino.offset + 8);
+    expectRefused(() => new ErofsImage(bytes, NAME).data(new ErofsImage(bytes, NAME).lookup("f")), /^fuzz\.erofs: inode \d+: data: size 4294967295 is more than this reader holds in memory/);
+  });
+
+  it("a dirent pointing past the image or a directory walked as a file are refused by name", async () => {
+    const root: Inode = { kind: "dir", perm: 0o755, uid: 0, gid: 0, mtimeSec: 1_700_000_000, mtimeNsec: 0, xattrs: [], size: 0, entries: [{ name: Buffer.from("p"), inode: { kind: "fifo", perm: 0o644, uid: 0, gid: 0, mtimeSec: 1_700_000_000, mtimeNsec: 0, xattrs: [], size: 0 } }] };
+    const img = new ErofsImage(await image(root), NAME);
+    expectRefused(() => img.inode(1 << 30), /^fuzz\.erofs: inode 1073741824: bytes \d+\.\.\d+ are beyond the end of the image/);
+    expectRefused(() => img.lookup("p/x"), /^fuzz\.erofs: inode \d+: directory: not a directory/);
+  });
 });

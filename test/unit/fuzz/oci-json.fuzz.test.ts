@@ -99,3 +99,25 @@ describe("OCI layouts on disk (readImage)", () => {
     );
   }, timeoutFor(runs, 10));
 });
+
+describe("regressions", () => {
+  it("a manifest blob missing from the layout is refused naming the layout, not only the digest (found by the layout property)", () => {
+    const l = mkdtempSync(join(tmpdir(), "fuzz-oci-reg-"));
+    try {
+      const d = `sha256:${"ad".repeat(32)}`;
+      writeFileSync(join(l, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MEDIA.manifest, digest: d, size: 5, annotations: { [REF_NAME]: "v1" } }] }));
+      const r = outcome(() => readImage(l, "v1", "amd64"));
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.message).toMatch(new RegExp(`^OCI layout ${l}: manifest ${d}: cannot read blob: ENOENT`));
+    } finally {
+      rmSync(l, { recursive: true, force: true });
+    }
+  });
+
+  it('a config label named "__proto__" is refused by name, not dropped', () => {
+    const t = '{"rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"__proto__":"x"}}}';
+    const r = outcome(() => parseJson(ImageConfig, t, "OCI layout /l: config"));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toBe('OCI layout /l: config: a key "__proto__" cannot be kept (it is not an ordinary name in JavaScript)');
+  });
+});
