@@ -37,7 +37,7 @@ const common = {
 
 /** An item of a well-formed archive; hardlinks point at an earlier file (by index, resolved in `archive`). */
 const itemArb = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ path: spelled, type: fc.constant("file" as const), data: fc.oneof({ weight: 5, arbitrary: fc.uint8Array({ maxLength: 1500 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 6000 }).map((n) => new Uint8Array(n).fill(7)) }), ...common, xattrs: fc.option(fc.dictionary(xattrName, fc.uint8Array({ maxLength: 40 }), { maxKeys: 3 }), { nil: undefined }) }) },
+  { weight: 5, arbitrary: fc.record({ path: spelled, type: fc.constant("file" as const), data: fc.oneof({ weight: 5, arbitrary: fc.uint8Array({ maxLength: 600 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 3000 }).map((n) => new Uint8Array(n).fill(7)) }), ...common, xattrs: fc.option(fc.dictionary(xattrName, fc.uint8Array({ maxLength: 40 }), { maxKeys: 3 }), { nil: undefined }) }) },
   { weight: 2, arbitrary: fc.record({ path: spelled, type: fc.constant("dir" as const), ...common }) },
   { weight: 2, arbitrary: fc.record({ path: spelled, type: fc.constant("symlink" as const), linkname: fc.oneof(fc.constantFrom("/etc/passwd", "../../../etc", "/", "."), fc.string({ maxLength: 300 }).map((s) => s.replace(/\0/g, "_"))), ...common }) },
   { weight: 2, arbitrary: fc.record({ path: spelled, type: fc.constant("link" as const), target: fc.nat(), ...common }) },
