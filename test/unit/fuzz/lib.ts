@@ -2,7 +2,7 @@
 //
 // PARTICLE_FUZZ_RUNS  cases per property (default 10000, what CI runs; `make fuzz` runs 200000)
 // PARTICLE_FUZZ_SEED  replays a run: fast-check prints the seed (and path) of any failure
-// PARTICLE_FUZZ_CASE_MS  the time one case may take before it counts as a hang (default 3000)
+// PARTICLE_FUZZ_CASE_MS  the time one case may take before it counts as a hang (default 5000)
 //
 // The rule every parser is held to: any input gives a result or an Error whose message names the
 // input (the file, layer or argument, as the real callers pass it). Never another exception type
@@ -20,7 +20,7 @@ const envInt = (name: string, dflt: number): number => {
 
 export const RUNS = envInt("PARTICLE_FUZZ_RUNS", 10_000);
 export const SEED = process.env.PARTICLE_FUZZ_SEED ? envInt("PARTICLE_FUZZ_SEED", 0) : undefined;
-export const CASE_MS = envInt("PARTICLE_FUZZ_CASE_MS", 3000);
+export const CASE_MS = envInt("PARTICLE_FUZZ_CASE_MS", 5000);
 
 /** fast-check parameters: `runs` cases (a share of RUNS for properties whose cases spawn a program), the seed if one was given. */
 export function params(runs = RUNS): fc.Parameters<unknown> {
