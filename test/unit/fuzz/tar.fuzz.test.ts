@@ -99,10 +99,11 @@ function checkTree(d: Dir, files: Set<object>, depth = 0): void {
   }
 }
 
+const LOWER = tarBytes([{ path: "etc/passwd", data: "root:x:0:0\n" }, { path: "bin/sh", data: "elf" }, { path: "usr/", type: "dir" }]);
 const lowerTree = (): Dir => {
   const lower = emptyDir();
   const b = new LayerBuilder(emptyDir(), "layer 1/2");
-  for (const e of readTar(tarBytes([{ path: "etc/passwd", data: "root:x:0:0\n" }, { path: "bin/sh", data: "elf" }, { path: "usr/", type: "dir" }]))) b.add(e.e);
+  for (const e of readTar(LOWER)) b.add(e.e);
   mergeLayer(lower, b.root);
   return lower;
 };
