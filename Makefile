@@ -15,7 +15,7 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: all deps build test test-unit test-host test-qemu bench demo run install clean typecheck
+.PHONY: all deps build test test-unit test-host test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -48,6 +48,12 @@ test: deps build test-unit test-host test-qemu
 
 test-unit: deps
 	$(VITEST) run --dir test/unit
+
+# The parser fuzz tests (test/unit/fuzz) run 10,000 cases per property in test-unit; this runs them
+# longer. FUZZ_SEED=N replays a failure (fast-check prints the seed).
+FUZZ_RUNS ?= 200000
+fuzz: deps
+	PARTICLE_FUZZ_RUNS=$(FUZZ_RUNS) $(if $(FUZZ_SEED),PARTICLE_FUZZ_SEED=$(FUZZ_SEED)) $(VITEST) run --dir test/unit/fuzz
 
 test-host: deps build
 	$(VITEST) run --dir test/host --no-file-parallelism

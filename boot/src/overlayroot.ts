@@ -99,11 +99,15 @@ export function parseOverlayrootConf(text: string): string | undefined {
     if (!m) continue;
     let v = m[1]!;
     const q = /^(["'])(.*)\1\s*(#.*)?$/.exec(v);
-    if (q) v = q[2]!;
-    else v = v.replace(/\s+#.*$/, "").trim();
-    value = v;
+    value = q ? q[2]! : stripComment(v).trim();
   }
   return value;
+}
+
+/** Cuts a shell comment ("#" after whitespace). A scan: /\s+#.*$/ backtracks quadratically on a long run of blanks. */
+function stripComment(v: string): string {
+  for (let i = 1; i < v.length; i++) if (v[i] === "#" && /\s/.test(v[i - 1]!)) return v.slice(0, i);
+  return v;
 }
 
 /** The command line wins over the configuration file; neither means disabled. */

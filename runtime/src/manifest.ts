@@ -1,6 +1,7 @@
 // deployment.json: the one file that says what a deployment is. Written atomically after the image
 // and every object it names are durable, so a deployment directory without it is garbage.
 import { z } from "zod";
+import { parseJsonText } from "./json-text.ts";
 
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits");
 export const DeploymentId = z.string().regex(/^[0-9a-z][0-9a-z._-]{0,63}$/, "expected a deployment id like 1 or 2-ab12");
@@ -56,13 +57,7 @@ export const Manifest = z.object({
 export type Manifest = z.infer<typeof Manifest>;
 
 export function parseManifest(text: string, where: string): Manifest {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${where}: not valid JSON: ${(e as Error).message}`);
-  }
-  const r = Manifest.safeParse(raw);
+  const r = Manifest.safeParse(parseJsonText(text, where));
   if (!r.success) throw new Error(`${where}: invalid manifest: ${z.prettifyError(r.error)}`);
   return r.data;
 }

@@ -14,8 +14,24 @@ export interface BlsEntry {
 /** Keys systemd-boot reads; written in this order so entries from us look alike. */
 export const KEY_ORDER = ["title", "version", "sort-key", "machine-id", "linux", "initrd", "options"] as const;
 
-// The spec: "key, whitespace, value"; the value runs to the end of the line.
-const KV = /^([A-Za-z][A-Za-z0-9_-]*)[ \t]+(.*?)[ \t]*$/;
+// The spec: "key, whitespace, value"; the value runs to the end of the line. Split by hand: the
+// one-pattern form (key, blanks, lazy value, blanks, end) backtracks quadratically on a line of
+// many blanks, and the ESP holds entries written by others.
+const KEY = /^[A-Za-z][A-Za-z0-9_-]*(?=[ \t])/;
+const isBlank = (c: string | undefined) => c === " " || c === "\t";
+
+function keyValue(t: string): { key: string; value: string } | undefined {
+  const m = KEY.exec(t);
+  if (!m) return undefined;
+  const rest = t.slice(m[0].length);
+  // Kept from the pattern this replaces: a value with \r, U+2028 or U+2029 is no key line.
+  if (/[\r\u2028\u2029]/.test(rest)) return undefined;
+  let a = 0;
+  let b = rest.length;
+  while (a < b && isBlank(rest[a])) a++;
+  while (b > a && isBlank(rest[b - 1])) b--;
+  return { key: m[0], value: rest.slice(a, b) };
+}
 
 export function parseEntry(text: string): BlsEntry {
   const body = text.endsWith("\n") ? text.slice(0, -1) : text;
@@ -23,8 +39,8 @@ export function parseEntry(text: string): BlsEntry {
   return {
     lines: body.split("\n").map((raw): EntryLine => {
       const t = raw.trimStart();
-      const m = t.startsWith("#") ? null : KV.exec(t);
-      return m ? { kind: "kv", key: m[1]!, value: m[2]!, raw } : { kind: "other", raw };
+      const kv = t.startsWith("#") ? undefined : keyValue(t);
+      return kv ? { kind: "kv", ...kv, raw } : { kind: "other", raw };
     }),
   };
 }

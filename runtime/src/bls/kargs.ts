@@ -3,6 +3,9 @@
 // argument). The key of `name=value` is what precedes the first `=`; the kernel treats `-` and `_`
 // in parameter names alike, and so do we when matching.
 
+/** isspace() of the kernel's lib/ctype.c on ASCII; JavaScript's \s would also split at U+3000, U+2028, … */
+const KERNEL_SPACE = /^[ \t\n\v\f\r]$/;
+
 export function splitCmdline(cmdline: string): string[] {
   const out: string[] = [];
   let cur = "";
@@ -10,7 +13,7 @@ export function splitCmdline(cmdline: string): string[] {
   let has = false;
   for (const ch of cmdline) {
     if (ch === '"') { quoted = !quoted; cur += ch; has = true; continue; }
-    if (!quoted && /\s/.test(ch)) {
+    if (!quoted && KERNEL_SPACE.test(ch)) {
       if (has) out.push(cur);
       cur = ""; has = false;
       continue;

@@ -25,9 +25,10 @@ export function encodeGrubEnv(env: GrubEnv): Buffer {
   return Buffer.concat([bytes, Buffer.alloc(ENV_SIZE - bytes.length, "#")]);
 }
 
-export function parseGrubEnv(data: Buffer | string): GrubEnv {
+/** `where` names the file in errors (its path, as the caller read it). */
+export function parseGrubEnv(data: Buffer | string, where = "grubenv"): GrubEnv {
   const text = typeof data === "string" ? data : data.toString("utf8");
-  if (!text.startsWith(ENV_SIGNATURE)) throw new Error("grubenv: missing the '# GRUB Environment Block' signature");
+  if (!text.startsWith(ENV_SIGNATURE)) throw new Error(`${where}: missing the '# GRUB Environment Block' signature`);
   const env: GrubEnv = new Map();
   let i = ENV_SIGNATURE.length;
   while (i < text.length) {

@@ -31,7 +31,7 @@ export function menuForEsp(esp: string, timeout?: number): string {
 
 export function readGrubEnv(esp: string): GrubEnv {
   const p = join(esp, ENV_FILE);
-  return existsSync(p) ? parseGrubEnv(readFileSync(p)) : new Map();
+  return existsSync(p) ? parseGrubEnv(readFileSync(p), p) : new Map();
 }
 
 export function writeGrubEnv(esp: string, env: GrubEnv): void {

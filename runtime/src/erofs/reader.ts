@@ -1,6 +1,7 @@
 // A small EROFS reader for the formats this writer produces (uncompressed: flat, inline, chunk
 // maps). It lets unit tests check images without root or a kernel, and lets tools inspect an image.
 import {
+  BLOCK_BITS,
   BLOCK_SIZE,
   DIRENT_SIZE,
   INODE_SLOT,
@@ -9,7 +10,10 @@ import {
   LAYOUT_FLAT_PLAIN,
   MAGIC,
   NULL_ADDR,
+  S_IFMT,
+  MODE_TYPE,
   SUPER_OFFSET,
+  SUPER_SIZE,
   XATTR_IBODY_HEADER_SIZE,
 } from "./format.ts";
 import type { InodeFields } from "./inode.ts";
@@ -45,11 +49,20 @@ const PREFIX_NAMES: Record<number, string> = {
   6: "security.",
 };
 
+/** data() holds a file in memory; a size field above this is refused rather than allocated. */
+export const MAX_DATA = 256 << 20;
+
+/**
+ * Every offset is checked against the image before it is read, so a damaged or hostile image gives
+ * an Error naming the image and the inode, never a RangeError from a Buffer read or a huge allocation.
+ */
 export class ErofsImage {
   readonly sb: SuperInfo;
-  constructor(readonly img: Buffer) {
+  constructor(readonly img: Buffer, readonly name = "EROFS image") {
     const o = SUPER_OFFSET;
-    if (img.readUInt32LE(o) !== MAGIC) throw new Error("not an EROFS image");
+    if (img.length < o + SUPER_SIZE) throw new Error(`${name}: ${img.length} bytes, too short for an EROFS superblock`);
+    if (img.readUInt32LE(o) !== MAGIC) throw new Error(`${name}: not an EROFS image (no magic number at byte ${o})`);
+    if (img[o + 12] !== BLOCK_BITS) throw new Error(`${name}: block size 2^${img[o + 12]} is not supported (only ${BLOCK_SIZE})`);
     this.sb = {
       featureCompat: img.readUInt32LE(o + 8),
       blkszbits: img[o + 12]!,
@@ -65,11 +78,20 @@ export class ErofsImage {
     };
   }
 
+  /** Throws unless [off, off + len) lies inside the image. */
+  private need(off: number, len: number, what: string): void {
+    if (!(off >= 0 && len >= 0 && off + len <= this.img.length)) {
+      throw new Error(`${this.name}: ${what}: bytes ${off}..${off + len} are beyond the end of the image (${this.img.length} bytes)`);
+    }
+  }
+
   inode(nid: number): RawInode {
     const off = this.sb.metaBlkaddr * BLOCK_SIZE + nid * INODE_SLOT;
     const b = this.img;
+    this.need(off, 32, `inode ${nid}`);
     const format = b.readUInt16LE(off);
     const extended = (format & 1) === 1;
+    if (extended) this.need(off, 64, `inode ${nid}`);
     const xattrICount = b.readUInt16LE(off + 2);
     const common = { nid, extended, layout: (format >> 1) & 7, mode: b.readUInt16LE(off + 4), offset: off, xattrICount };
     const ibody = xattrICount === 0 ? 0 : XATTR_IBODY_HEADER_SIZE + 4 * (xattrICount - 1);
@@ -104,44 +126,56 @@ export class ErofsImage {
   xattrs(ino: RawInode): { name: Buffer; value: Buffer; shared: boolean }[] {
     if (ino.xattrICount === 0) return [];
     const b = this.img;
+    const what = `inode ${ino.nid}: xattrs`;
     const start = ino.offset + (ino.extended ? 64 : 32);
     const end = ino.offset + ino.headerSize;
+    this.need(start, end - start, what);
     const sharedCount = b[start + 4]!;
+    if (start + XATTR_IBODY_HEADER_SIZE + 4 * sharedCount > end) throw new Error(`${this.name}: ${what}: ${sharedCount} shared xattrs do not fit the xattr body`);
     const out: { name: Buffer; value: Buffer; shared: boolean }[] = [];
-    const entry = (p: number, shared: boolean): number => {
+    const entry = (p: number, shared: boolean, limit: number): number => {
+      this.need(p, 4, what);
       const nameLen = b[p]!;
       const index = b[p + 1]!;
       const valueLen = b.readUInt16LE(p + 2);
+      if (p + 4 + nameLen + valueLen > limit) throw new Error(`${this.name}: ${what}: an entry at byte ${p} runs past its area`);
       const prefix = PREFIX_NAMES[index];
-      if (prefix === undefined) throw new Error(`unknown xattr index ${index}`);
+      if (prefix === undefined) throw new Error(`${this.name}: ${what}: unknown xattr name index ${index}`);
       const name = Buffer.concat([Buffer.from(prefix), b.subarray(p + 4, p + 4 + nameLen)]);
       out.push({ name, value: Buffer.from(b.subarray(p + 4 + nameLen, p + 4 + nameLen + valueLen)), shared });
       return Math.ceil((4 + nameLen + valueLen) / 4) * 4;
     };
     let p = start + XATTR_IBODY_HEADER_SIZE;
-    for (let i = 0; i < sharedCount; i++, p += 4) entry(this.sb.xattrBlkaddr * BLOCK_SIZE + 4 * b.readUInt32LE(p), true);
-    while (p < end) p += entry(p, false);
+    for (let i = 0; i < sharedCount; i++, p += 4) entry(this.sb.xattrBlkaddr * BLOCK_SIZE + 4 * b.readUInt32LE(p), true, b.length);
+    while (p < end) p += entry(p, false, end);
     return out;
   }
 
   /** The inode's data bytes (holes read as zeros). Only for images that fit in memory. */
   data(ino: RawInode): Buffer {
-    const out = Buffer.alloc(ino.size);
+    const what = `inode ${ino.nid}: data`;
+    if (!Number.isSafeInteger(ino.size) || ino.size > MAX_DATA) throw new Error(`${this.name}: ${what}: size ${ino.size} is more than this reader holds in memory (${MAX_DATA})`);
     const tailAt = ino.offset + ino.headerSize;
     if (ino.layout === LAYOUT_CHUNK_BASED) {
       const chunk = BLOCK_SIZE * 2 ** (ino.iu & 0x1f);
       const count = Math.ceil(ino.size / chunk);
+      this.need(tailAt, 4 * count, `${what}: chunk map`);
+      const out = Buffer.alloc(ino.size);
       for (let i = 0; i < count; i++) {
         const addr = this.img.readUInt32LE(tailAt + 4 * i);
         if (addr === NULL_ADDR) continue;
         const len = Math.min(chunk, ino.size - i * chunk);
+        this.need(addr * BLOCK_SIZE, len, `${what}: chunk ${i}`);
         this.img.copy(out, i * chunk, addr * BLOCK_SIZE, addr * BLOCK_SIZE + len);
       }
       return out;
     }
     const inline = ino.layout === LAYOUT_FLAT_INLINE;
-    if (!inline && ino.layout !== LAYOUT_FLAT_PLAIN) throw new Error(`unsupported layout ${ino.layout}`);
+    if (!inline && ino.layout !== LAYOUT_FLAT_PLAIN) throw new Error(`${this.name}: ${what}: unsupported layout ${ino.layout}`);
     const full = inline ? Math.floor(ino.size / BLOCK_SIZE) * BLOCK_SIZE : ino.size;
+    this.need(ino.iu * BLOCK_SIZE, full, `${what}: blocks`);
+    if (inline) this.need(tailAt, ino.size - full, `${what}: inline tail`);
+    const out = Buffer.alloc(ino.size);
     this.img.copy(out, 0, ino.iu * BLOCK_SIZE, ino.iu * BLOCK_SIZE + full);
     if (inline) this.img.copy(out, full, tailAt, tailAt + (ino.size - full));
     return out;
@@ -149,16 +183,22 @@ export class ErofsImage {
 
   /** Directory entries block by block, "." and ".." included. */
   dirBlocks(ino: RawInode): RawDirent[][] {
+    const what = `inode ${ino.nid}: directory`;
+    if ((ino.mode & S_IFMT) !== MODE_TYPE.dir) throw new Error(`${this.name}: ${what}: not a directory (mode ${ino.mode.toString(8)})`);
     const data = this.data(ino);
     const blocks: RawDirent[][] = [];
     for (let off = 0; off < data.length; off += BLOCK_SIZE) {
       const blk = data.subarray(off, Math.min(off + BLOCK_SIZE, data.length));
-      const count = blk.readUInt16LE(8) / DIRENT_SIZE;
+      // The first dirent's nameoff is where the names start, so it also counts the dirents.
+      const first = blk.length >= DIRENT_SIZE ? blk.readUInt16LE(8) : 0;
+      if (first < DIRENT_SIZE || first % DIRENT_SIZE !== 0 || first > blk.length) throw new Error(`${this.name}: ${what}: block ${off / BLOCK_SIZE} has a bad first name offset ${first}`);
+      const count = first / DIRENT_SIZE;
       const ents: RawDirent[] = [];
       for (let i = 0; i < count; i++) {
         const p = i * DIRENT_SIZE;
         const nameoff = blk.readUInt16LE(p + 8);
         let end = i + 1 < count ? blk.readUInt16LE(p + DIRENT_SIZE + 8) : blk.length;
+        if (nameoff < first || end < nameoff || end > blk.length) throw new Error(`${this.name}: ${what}: block ${off / BLOCK_SIZE}, entry ${i}: name at ${nameoff}..${end} is out of order or outside the block`);
         const nul = blk.indexOf(0, nameoff);
         if (i + 1 === count && nul >= 0 && nul < end) end = nul;
         ents.push({ nid: Number(blk.readBigUInt64LE(p)), type: blk[p + 10]!, name: Buffer.from(blk.subarray(nameoff, end)) });
@@ -175,7 +215,7 @@ export class ErofsImage {
     for (const part of parts) {
       const name = Buffer.from(part, "latin1");
       const hit = this.dirBlocks(ino).flat().find((d) => d.name.equals(name));
-      if (!hit) throw new Error(`not found: ${part}`);
+      if (!hit) throw new Error(`${this.name}: not found: ${part}`);
       ino = this.inode(hit.nid);
     }
     return ino;

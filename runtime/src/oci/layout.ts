@@ -25,14 +25,15 @@ export interface OciImage {
 export const blobPath = (layout: string, digest: string): string => join(layout, "blobs", "sha256", digest.slice("sha256:".length));
 
 function readBlob(layout: string, d: Descriptor, what: string): string {
+  const where = `OCI layout ${layout}: ${what} ${d.digest}`;
   let buf: Buffer;
   try {
     buf = readFileSync(blobPath(layout, d.digest));
   } catch (e) {
-    throw new Error(`${what} ${d.digest}: cannot read blob: ${(e as Error).message}`);
+    throw new Error(`${where}: cannot read blob: ${(e as Error).message}`);
   }
   const got = `sha256:${createHash("sha256").update(buf).digest("hex")}`;
-  if (got !== d.digest) throw new Error(`${what} ${d.digest}: blob is corrupted (its content hashes to ${got})`);
+  if (got !== d.digest) throw new Error(`${where}: blob is corrupted (its content hashes to ${got})`);
   return buf.toString("utf8");
 }
 

@@ -1,6 +1,7 @@
 // The parts of the OCI image spec particle reads: index, image manifest, image config. Only the
 // fields used are required; everything else passes through (images carry many optional fields).
 import { z } from "zod";
+import { parseJsonText } from "../json-text.ts";
 
 export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected sha256:<64 hex digits>");
 
@@ -58,13 +59,7 @@ export function layerCompression(mediaType: string): Compression | undefined {
 
 /** Parses JSON text through a schema; the error names the blob and the field at fault. */
 export function parseJson<T>(schema: z.ZodType<T>, text: string, where: string): T {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${where}: not valid JSON: ${(e as Error).message}`);
-  }
-  const r = schema.safeParse(raw);
+  const r = schema.safeParse(parseJsonText(text, where));
   if (!r.success) throw new Error(`${where}: ${z.prettifyError(r.error).replace(/\n/g, "; ")}`);
   return r.data;
 }

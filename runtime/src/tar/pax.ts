@@ -21,15 +21,22 @@ export function parsePax(body: Uint8Array): PaxRecords {
     if (len <= sp - off + 1 || end > buf.length || buf[end - 1] !== 0x0a) throw new Error(`pax header: record at byte ${off} overruns or is not newline-terminated`);
     const eq = buf.indexOf(0x3d, sp + 1);
     if (eq < 0 || eq >= end) throw new Error(`pax header: record at byte ${off} has no "="`);
-    out.set(buf.toString("utf8", sp + 1, eq), Buffer.from(buf.subarray(eq + 1, end - 1)));
+    // Keys as latin1, which keeps every byte: an xattr name is bytes, and need not be UTF-8.
+    out.set(buf.toString("latin1", sp + 1, eq), Buffer.from(buf.subarray(eq + 1, end - 1)));
     off = end;
   }
   return out;
 }
 
 /** "1700000000.123456789", "-1.5" → [seconds, nanoseconds], nanoseconds in [0, 1e9) (before 1970 too). */
-export function parsePaxTime(v: string): [number, number] {
-  const t = parseDecimalSeconds(v);
-  if (!t) throw new Error(`pax header: bad time ${JSON.stringify(v)}`);
+export function parsePaxTime(v: string, what = "pax header"): [number, number] {
+  let t: [number, number] | undefined;
+  try {
+    t = parseDecimalSeconds(v);
+  } catch {
+    // Beyond 2^53 the seconds would be stored rounded: refuse rather than invent a time.
+    throw new Error(`${what}: PAX time ${JSON.stringify(v)} is out of range`);
+  }
+  if (!t) throw new Error(`${what}: bad PAX time ${JSON.stringify(v)}`);
   return t;
 }

@@ -42,10 +42,23 @@ const MAX_META = 64 << 20;
 const SCHILY_XATTR = "SCHILY.xattr.";
 const PER_ENTRY = new Set(["path", "linkpath", "size"]);
 
+/** Linux limits (PATH_MAX with its NUL, NAME_MAX): a longer name could not be created or looked up. */
+const PATH_MAX = 4095;
+const NAME_MAX = 255;
+/** dev_t as Linux encodes it: a 12-bit major and a 20-bit minor number. */
+const MAJOR_MAX = 0xfff;
+const MINOR_MAX = 0xfffff;
+const ID_MAX = 0xffffffff;
+
+const show = (b: Buffer): string => JSON.stringify(b.toString());
+
 /** Strips "./" and "/" prefixes and trailing slashes; refuses ".." so no entry can point outside the root. */
-export function normalizePath(raw: Buffer): Buffer {
+export function normalizePath(raw: Buffer, what = `tar entry ${show(raw)}`): Buffer {
+  if (raw.includes(0)) throw new Error(`${what}: NUL byte in path`);
+  if (raw.length > PATH_MAX) throw new Error(`${what}: path of ${raw.length} bytes is longer than ${PATH_MAX}`);
   const parts = raw.toString("latin1").split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.includes("..")) throw new Error(`tar entry ${JSON.stringify(raw.toString())}: ".." in path`);
+  if (parts.includes("..")) throw new Error(`${what}: ".." in path`);
+  if (parts.some((p) => p.length > NAME_MAX)) throw new Error(`${what}: a name longer than ${NAME_MAX} bytes`);
   return Buffer.from(parts.join("/"), "latin1");
 }
 
@@ -61,6 +74,8 @@ export class TarReader {
   private longName: Buffer | undefined;
   private longLink: Buffer | undefined;
   private entries = 0;
+  /** Bytes of PAX records held for the next entry and for all entries (global): bounded like one metadata body. */
+  private pending = 0;
 
   constructor(private onEntry: (e: TarEntry) => BodySink | undefined) {}
 
@@ -116,7 +131,10 @@ export class TarReader {
     const h = parseHeader(this.head);
     const padOf = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
     if (h.type === "x" || h.type === "g" || h.type === "L" || h.type === "K") {
-      if (h.size > MAX_META) throw new Error(`tar: metadata header of ${h.size} bytes is too large`);
+      // Records accumulate until the entry they describe (global ones for good): bound the sum, or
+      // a stream of metadata headers without entries would grow without limit.
+      this.pending += h.size;
+      if (h.size > MAX_META || this.pending > MAX_META) throw new Error(`tar: metadata headers of ${this.pending} bytes in a row are too large (after ${this.entries} entries)`);
       const s: State = { kind: "body", left: h.size, pad: padOf(h.size), meta: [], metaType: h.type };
       this.state = s;
       if (h.size === 0) this.endBody(s);
@@ -156,34 +174,43 @@ export class TarReader {
       throw new Error(`tar entry ${JSON.stringify(rawName.toString())}: unsupported ${what}`);
     }
     for (const k of rec.keys()) if (k.startsWith("GNU.sparse.")) throw new Error(`tar entry ${JSON.stringify(rawName.toString())}: unsupported PAX sparse file`);
-    const num = (key: string, dflt: number) => {
+    const what = `tar entry ${show(rawName)}`;
+    const num = (key: string, dflt: number, max = Number.MAX_SAFE_INTEGER) => {
       const v = rec.get(key);
-      if (v === undefined) return dflt;
-      const t = v.toString("latin1");
-      if (!/^\d+$/.test(t)) throw new Error(`tar entry ${JSON.stringify(rawName.toString())}: bad PAX ${key} ${JSON.stringify(t)}`);
-      return Number(t);
+      let n = dflt;
+      if (v !== undefined) {
+        const t = v.toString("latin1");
+        if (!/^\d+$/.test(t)) throw new Error(`${what}: bad PAX ${key} ${JSON.stringify(t)}`);
+        n = Number(t);
+      }
+      // An id or device number the image cannot hold would be stored truncated, as another one.
+      if (!Number.isSafeInteger(n) || n > max) throw new Error(`${what}: ${key} ${v === undefined ? n : v.toString("latin1")} is out of range (at most ${max})`);
+      return n;
     };
-    const [mtimeSec, mtimeNsec] = rec.has("mtime") ? parsePaxTime(rec.get("mtime")!.toString("latin1")) : [h.mtime, 0];
+    const [mtimeSec, mtimeNsec] = rec.has("mtime") ? parsePaxTime(rec.get("mtime")!.toString("latin1"), what) : [h.mtime, 0];
     const xattrs: Xattr[] = [];
-    for (const [k, v] of rec) if (k.startsWith(SCHILY_XATTR)) xattrs.push({ name: Buffer.from(k.slice(SCHILY_XATTR.length)), value: v });
+    for (const [k, v] of rec) if (k.startsWith(SCHILY_XATTR)) xattrs.push({ name: Buffer.from(k.slice(SCHILY_XATTR.length), "latin1"), value: v });
     const linkRaw = rec.get("linkpath") ?? this.longLink ?? h.linkname;
+    const dev = type === "chr" || type === "blk";
+    if (type === "symlink" && (linkRaw.includes(0) || linkRaw.length > PATH_MAX)) throw new Error(`${what}: symlink target has a NUL byte or is longer than ${PATH_MAX} bytes`);
     const e: TarEntry = {
-      path: normalizePath(rawName),
+      path: normalizePath(rawName, what),
       type,
       perm: h.mode & 0o7777,
-      uid: num("uid", h.uid),
-      gid: num("gid", h.gid),
+      uid: num("uid", h.uid, ID_MAX),
+      gid: num("gid", h.gid, ID_MAX),
       size: num("size", h.size),
       mtimeSec,
       mtimeNsec,
-      linkname: type === "link" ? normalizePath(linkRaw) : Buffer.from(linkRaw),
-      devmajor: num("SCHILY.devmajor", h.devmajor),
-      devminor: num("SCHILY.devminor", h.devminor),
+      linkname: type === "link" ? normalizePath(linkRaw, `${what}: hardlink target ${show(linkRaw)}`) : Buffer.from(linkRaw),
+      devmajor: dev ? num("SCHILY.devmajor", h.devmajor, MAJOR_MAX) : 0,
+      devminor: dev ? num("SCHILY.devminor", h.devminor, MINOR_MAX) : 0,
       xattrs: sortXattrs(xattrs),
     };
     this.pax = undefined;
     this.longName = undefined;
     this.longLink = undefined;
+    this.pending = [...this.global.values()].reduce((n, v) => n + v.length, 0);
     return e;
   }
 }

@@ -12,8 +12,8 @@ export interface TarItem {
   mtime?: number;
   /** A PAX "mtime" record (decimal seconds with a fraction, e.g. "-0.999999877"), beside the header's. */
   paxMtime?: string;
-  /** Symlink target or hardlink target path. */
-  linkname?: string;
+  /** Symlink target or hardlink target path (bytes: names need not be UTF-8). */
+  linkname?: string | Buffer;
   xattrs?: Record<string, Buffer | string>;
   /** How a name over 100 bytes is written: a GNU "L" record (default) or a PAX path record. */
   longName?: "gnu" | "pax";
