@@ -66,8 +66,9 @@ test-qemu: deps build
 bench: deps build
 	$(BUN) test/bench/run.ts $(BENCH_ARGS)
 
+# One guest at a time: it gets both cores (the QEMU tier runs two 1-vCPU guests instead).
 demo: deps build
-	bash test/demo.sh
+	PARTICLE_QEMU_SMP=$${PARTICLE_QEMU_SMP:-2} bash test/demo.sh
 
 # Boots the disk `make demo` left behind, on this terminal (log in as root, no password; Ctrl-a x quits).
 DEMO_DISK := $(CACHE)/demo/disk.img
