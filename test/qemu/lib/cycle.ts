@@ -197,19 +197,23 @@ echo POWER-CUT-NOW
 sleep 900
 `;
 
-/** Boot 7, after the cut: C boots, the store verifies, the next cleanup finishes the job. */
-export function afterCleanupCut(objectB: string): string {
-  return `${PRELUDE}
-particle status --json | j status
-# Every deployment left is whole: its manifest and its image are there. (particle verify would
-# re-read every object, minutes under TCG; fs-verity checks each object on every read anyway, and
-# the host crash campaign runs verify after every kill.)
-whole=yes
+/**
+ * After a power cut, every deployment left is whole: its manifest and its image are there (KV
+ * deployments-whole). particle verify would re-read every object, minutes under TCG; fs-verity
+ * checks each object on every read anyway, and the host crash campaign runs verify after every kill.
+ */
+export const DEPLOYMENTS_WHOLE = `whole=yes
 for d in /sysroot/particle/deploy/*/; do
   img=$(sed -n 's/.*"imageDigest": *"\\([0-9a-f]*\\)".*/\\1/p' "$d/deployment.json" | head -1)
   [ -n "$img" ] && [ -e "/sysroot/particle/images/$img.erofs" ] || whole=no
 done
-kv deployments-whole "$whole"
+kv deployments-whole "$whole"`;
+
+/** Boot 7, after the cut: C boots, its deployments are whole, the next cleanup finishes the job. */
+export function afterCleanupCut(objectB: string): string {
+  return `${PRELUDE}
+particle status --json | j status
+${DEPLOYMENTS_WHOLE}
 particle cleanup
 kv tmp-after "$(ls /sysroot/particle/tmp | wc -l)"
 particle status --json | j after
