@@ -37,6 +37,6 @@ export function parsePaxTime(v: string, what = "pax header"): [number, number] {
     // Beyond 2^53 the seconds would be stored rounded: refuse rather than invent a time.
     throw new Error(`${what}: PAX time ${JSON.stringify(v)} is out of range`);
   }
-  if (!t) throw new Error(`${what}: bad PAX time ${JSON.stringify(v)}`);
+  if (!t) throw new Error(`${what}: bad time ${JSON.stringify(v)}`);
   return t;
 }

@@ -75,7 +75,10 @@ function checkEntry(e: TarEntry, data: Buffer): void {
   }
   if (e.type === "link") expect(e.linkname.toString("latin1").split("/")).not.toContain("..");
   if (e.type === "file") expect(data.length).toBe(e.size);
-  for (const n of [e.uid, e.gid, e.mtimeSec, e.size]) expect(Number.isSafeInteger(n) && n >= 0).toBe(true);
+  for (const n of [e.uid, e.gid, e.size]) expect(Number.isSafeInteger(n) && n >= 0).toBe(true);
+  // Times before 1970 are negative seconds; the nanoseconds are always in [0, 1e9).
+  expect(Number.isSafeInteger(e.mtimeSec)).toBe(true);
+  expect(Number.isInteger(e.mtimeNsec) && e.mtimeNsec >= 0 && e.mtimeNsec < 1e9).toBe(true);
   expect(e.uid).toBeLessThanOrEqual(0xffffffff);
   expect(e.gid).toBeLessThanOrEqual(0xffffffff);
 }
