@@ -9,6 +9,7 @@ import { checkSpace, freeBytes } from "../deployments/space.ts";
 import { bytesToInstall, installBootFile, sha256OfFile } from "./esp.ts";
 import { particleEntries, readEntries, removeEntryFile, writeEntryFile } from "./entries.ts";
 import { syncGrub, usesGrub } from "./grub.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export interface DeploymentEntryInput {
   esp: string;
@@ -29,6 +30,7 @@ export function writeDeploymentEntry(i: DeploymentEntryInput): { file: string; l
   const err = checkSpace([{ what: `ESP ${i.esp} (kernel and initramfs of deployment ${i.manifest.id})`, needed: bytesToInstall(i.esp, files), free: (i.freeBytes ?? (() => freeBytes(i.esp)))() }]);
   if (err) throw err;
   const [linux, initrd] = files.map((f) => installBootFile(i.esp, f.path, f.name, f.digest)) as [string, string];
+  checkpoint("entry:boot-files-written");
   const ours = particleEntries(readEntries(i.esp));
   const previous = ours.filter((e) => e.deployId === i.manifest.id);
   const { file, text } = renderDeploymentEntry({
@@ -38,7 +40,9 @@ export function writeDeploymentEntry(i: DeploymentEntryInput): { file: string; l
     tries: usesGrub(i.esp) ? 0 : undefined,
   });
   writeEntryFile(i.esp, file, text);
+  checkpoint("entry:written");
   for (const p of previous) if (p.name.file !== file) removeEntryFile(i.esp, p.name.file);
+  checkpoint("entry:previous-removed");
   syncGrub(i.esp, { start: i.manifest.id });
   return { file, linux, initrd };
 }

@@ -13,6 +13,7 @@ import { run } from "../system/exec.ts";
 import { ENTRIES_DIR, particleEntries, readEntries, type LoadedEntry } from "./entries.ts";
 import { encodeGrubEnv, parseGrubEnv, startCounting, stopCounting, type GrubEnv } from "./grub-env.ts";
 import { ENV_FILE, GRUB_DIR, GRUB_TRIES, LOADER_CFG, MENU_FILE, renderGrubMenu, renderLoaderCfg, type MenuEntry } from "./grub-menu.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export const usesGrub = (esp: string): boolean => existsSync(join(esp, MENU_FILE));
 
@@ -52,7 +53,9 @@ export type Counting = { start: string } | "stop" | undefined;
 export function syncGrub(esp: string, counting?: Counting): boolean {
   if (!usesGrub(esp)) return false;
   if (counting && counting !== "stop") writeGrubEnv(esp, startCounting(readGrubEnv(esp), counting.start, GRUB_TRIES));
+  checkpoint("grub:env-before-menu");
   writeGrubMenu(esp);
+  checkpoint("grub:menu-written");
   if (counting === "stop") writeGrubEnv(esp, stopCounting(readGrubEnv(esp)));
   return true;
 }

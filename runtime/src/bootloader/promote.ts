@@ -3,6 +3,7 @@
 import { nextGeneration } from "../bls/order.ts";
 import { particleEntries, planPromote, readEntries, removeEntryFile, writeEntryFile } from "./entries.ts";
 import { syncGrub } from "./grub.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export function promoteDeployment(esp: string, deployId: string): { file: string; generation: number } {
   const all = particleEntries(readEntries(esp));
@@ -11,6 +12,7 @@ export function promoteDeployment(esp: string, deployId: string): { file: string
   const generation = nextGeneration(all.map((x) => x.version));
   const p = planPromote(e, generation);
   writeEntryFile(esp, p.file, p.text);
+  checkpoint("promote:entry-written");
   if (p.removeOld) removeEntryFile(esp, p.removeOld);
   // GRUB: the menu now starts with this deployment, which booted before: its tries are not counted.
   syncGrub(esp, "stop");

@@ -11,6 +11,7 @@ import { removeEntryFile } from "../bootloader/entries.ts";
 import { syncGrub } from "../bootloader/grub.ts";
 import type { CleanupPlan } from "./cleanup.ts";
 import type { RootFormat } from "../manifest.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export function listObjects(sysroot: string): string[] {
   const dir = storeLayout(sysroot).objects;
@@ -39,15 +40,21 @@ export function runCleanup(sysroot: string, esp: string | undefined, plan: Clean
   const l = storeLayout(sysroot);
   if (esp) for (const f of plan.removeEntries) removeEntryFile(esp, f);
   // GRUB's menu must stop naming the removed deployments before their kernels go (below).
+  checkpoint("cleanup:entries-removed");
   if (esp) syncGrub(esp);
   for (const id of plan.removeDeployments) {
     const gone = join(l.tmp, `gc-${id}-${process.pid}`);
+    checkpoint("cleanup:before-deployment-removed");
     renameSync(join(l.deploy, id), gone);
     fsyncDir(l.deploy);
+    checkpoint("cleanup:deployment-moved");
     rmSync(gone, { recursive: true, force: true });
+    checkpoint("cleanup:deployment-removed");
   }
   for (const d of plan.removeImages) rmSync(imagePath(l, d, images.get(d) ?? "erofs"), { force: true });
+  checkpoint("cleanup:images-removed");
   for (const d of plan.removeObjects) rmSync(objectPath(l, d), { force: true });
+  checkpoint("cleanup:objects-removed");
   if (esp) {
     for (const d of plan.removeBootDirs) removeBootDir(esp, d);
     removeStaleTemps(esp);

@@ -10,6 +10,7 @@ import { run } from "../system/exec.ts";
 import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
 import { deployDir, storeLayout } from "../store/layout.ts";
 import { EtcCarryOver, type EtcConflict } from "./status.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export type Kind = "file" | "dir" | "symlink" | "whiteout" | "other";
 
@@ -94,11 +95,14 @@ export async function carryOverEtc(sysroot: string, from: string, to: string, im
     conflicts.push({ ...c, savedAs: relative(sysroot, saved) });
   }
   await run("sync", ["-f", fresh]);
+  checkpoint("etc-carry:copied");
   // Swap: the new upper is complete and durable before the old one is moved away; recoverUpper
   // finishes the job after a crash between the renames.
   const old = `${dst}.old`;
   if (existsSync(dst)) renameSync(dst, old);
+  checkpoint("etc-carry:old-moved");
   renameSync(fresh, dst);
+  checkpoint("etc-carry:swapped");
   fsyncDir(dirname(dst));
   rmSync(old, { recursive: true, force: true });
   const report = EtcCarryOver.parse({ from, to, at: new Date().toISOString(), phase, carried: entries.length - found.length, conflicts });

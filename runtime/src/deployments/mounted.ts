@@ -3,6 +3,7 @@
 import { readDeployment } from "../store/deployments.ts";
 import { storeLayout } from "../store/layout.ts";
 import { mountDeployment, unmountTree } from "../mounts/index.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 /** Mounts deployment `id` read-only at `target` (an empty directory) for the duration of `fn`. */
 export async function withDeploymentMounted<T>(sysroot: string, id: string, target: string, fn: (root: string) => Promise<T>, log: (m: string) => void = () => {}): Promise<T> {
@@ -10,6 +11,7 @@ export async function withDeploymentMounted<T>(sysroot: string, id: string, targ
   const r = mountDeployment({ sysroot, manifest, target, verity: undefined });
   for (const w of r.warnings) log(`warning: ${w}`);
   try {
+    checkpoint("deployment:mounted");
     return await fn(target);
   } finally {
     unmountTree(target, { lazy: true });

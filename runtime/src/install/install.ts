@@ -21,6 +21,7 @@ import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
 import { stageInto } from "./stage-hook.ts";
 import { buildInitramfs, pickKernel } from "./initramfs.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 export const DEFAULT_SIZE = 8 * 1024 ** 3;
 /** What a fresh FAT32 ESP of ESP_SIZE holds, give or take: FATs and reserved sectors take ~1%. */
@@ -88,6 +89,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     o.log(`partitioning ${o.target} (${(size / 1024 ** 3).toFixed(1)} GiB)`);
     const disk = await partition({ ...target, size });
     undo.push(() => disk.detach());
+    checkpoint("install:partitioned");
     const { espUuid, rootUuid } = await makeFilesystems(disk);
 
     const root = join(work, "root");
@@ -97,9 +99,11 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     mkdirSync(esp);
     mount(disk.root, root, "ext4", 0, null);
     undo.push(() => umount(root, MNT_DETACH));
+    checkpoint("install:root-mounted");
 
     o.log(`staging ${o.source}`);
     const staged = await stageInto(root, o.source, o.format, o.version, o.log);
+    checkpoint("install:staged");
     const manifest = readManifests(root).find((m) => m.id === staged.id);
     if (!manifest) throw new Error(`staging reported deployment ${staged.id} but ${root}/particle/deploy has no manifest for it`);
 
@@ -153,7 +157,9 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     if (full) throw full;
     const entry = writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs, freeBytes: () => ESP_USABLE });
     o.log(`writing the ESP (${(espBytes / 1048576).toFixed(1)} MiB)`);
+    checkpoint("install:esp-assembled");
     await copyToVfat(esp, disk.esp);
+    checkpoint("install:esp-written");
     syncfsPath(root);
     ok = true;
     return { target: o.target, deployment: staged.id, imageDigest: staged.imageDigest, rootUuid, espUuid, entry: entry.file, kernel: kver };

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { mount, umount, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MNT_DETACH, SysError } from "../system/libc.ts";
 import { attachLoop } from "./loop.ts";
 import type { Step } from "./plan.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 const EINVAL = 22;
 const ENOTBLK = 15;
@@ -121,6 +122,7 @@ export function executePlan(steps: Step[]): ExecuteResult {
       throw new Error(`${describeStep(s)}: ${(e as Error).message}`);
     }
     if (MOUNTS.has(s.op)) mounted.push((s as { target: string }).target);
+    checkpoint(`mount:${s.op}`);
     if (s.op === "detach") {
       const i = mounted.lastIndexOf(s.target);
       if (i >= 0) mounted.splice(i, 1);

@@ -7,6 +7,7 @@ import { VerityHasher } from "../verity/digest.ts";
 import { nextDataRegion } from "../system/libc.ts";
 import type { ScannedFile } from "../tree/scan.ts";
 import { objectPath, type StoreLayout } from "./layout.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
@@ -147,5 +148,6 @@ export function commitObjects(l: StoreLayout, staged: Map<string, string>): void
     const dst = objectPath(l, digest);
     if (existsSync(dst)) unlinkSync(tmp);
     else renameSync(tmp, dst);
+    checkpoint("stage:object-committed");
   }
 }

@@ -32,6 +32,7 @@ import { Progress, type ProgressOut } from "../oci/progress.ts";
 import type { Policy } from "../oci/skopeo.ts";
 import { INSECURE_WARNING } from "../oci/policy.ts";
 import type { ImageRef } from "../oci/transport.ts";
+import { checkpoint } from "../system/die-at.ts";
 
 const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
 
@@ -127,9 +128,12 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   // 2. Data durable before it gets a final name.
   syncfsPath(l.root);
   log(`[${at()}] data synced to disk`);
+  checkpoint("stage:data-synced");
   // 3. Content-addressed names: safe to publish before the deployment exists.
   commitObjects(l, staged);
+  checkpoint("stage:objects-committed");
   if (!existsSync(imageFinal)) renameSync(image, imageFinal);
+  checkpoint("stage:image-committed");
   const id = nextId(readdirSync(l.deploy));
   const manifest: Manifest = {
     schema: 1,
@@ -151,8 +155,10 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
   if (opts.format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(root)));
   syncfsPath(l.root);
+  checkpoint("stage:deployment-written");
   // 4. The deployment appears in one rename.
   renameSync(dep, join(l.deploy, id));
+  checkpoint("stage:deployment-renamed");
   fsyncDir(l.deploy);
   prepared.cache?.save();
   return {

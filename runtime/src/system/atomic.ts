@@ -2,6 +2,7 @@
 // fsync the directory — so a power cut leaves either the old or the new file, never a torn one.
 import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync, constants } from "node:fs";
 import { dirname, basename, join } from "node:path";
+import { checkpoint } from "./die-at.ts";
 
 let counter = 0;
 const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${counter++}`);
@@ -24,6 +25,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
+    checkpoint("atomic:temp-written");
   } catch (e) {
     closeSync(fd);
     try { unlinkSync(tmp); } catch { /* already gone */ }
@@ -36,6 +38,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
 /** rename(2) then fsync of the target's directory (and the source's, when it differs). */
 export function renameAtomic(from: string, to: string): void {
   renameSync(from, to);
+  checkpoint("atomic:renamed");
   fsyncDir(dirname(to));
   if (dirname(from) !== dirname(to)) fsyncDir(dirname(from));
 }
