@@ -20,7 +20,7 @@ import { assertNotInUse, inspectTarget, makeFilesystems, partition } from "./blo
 import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
 import { stageInto } from "./stage-hook.ts";
 import { buildInitramfs, pickKernel } from "./initramfs.ts";
-import { clearStaleInstalls, recordLoop, workDirPrefix } from "./stale.ts";
+import { clearStaleInstalls, recordImage, recordLoop, workDirPrefix } from "./stale.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
 import { checkpoint } from "../system/die-at.ts";
 
@@ -89,6 +89,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   let ok = false;
   try {
     o.log(`partitioning ${o.target} (${(size / 1024 ** 3).toFixed(1)} GiB)`);
+    if (target.kind === "file") recordImage(work, o.target);
     const disk = await partition({ ...target, size }, (loop) => recordLoop(work, loop, o.target));
     undo.push(() => disk.detach());
     checkpoint("install:partitioned");

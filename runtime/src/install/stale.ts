@@ -13,9 +13,23 @@ const LOOP_FILE = "loop";
 /** The work directory's name prefix: the pid tells a live install's directory from a dead one's. */
 export const workDirPrefix = (pid = process.pid): string => `${PREFIX}${pid}-`;
 
+const IMAGE_FILE = "image";
+
+/** Before attaching `image` to a loop device: a kill before recordLoop still says which image it was. */
+export function recordImage(work: string, image: string): void {
+  writeFileSync(join(work, IMAGE_FILE), `${realpathSync(image)}\n`);
+}
+
 /** Notes the loop device attached for `image`, so that a later install can detach it if this one dies. */
 export function recordLoop(work: string, device: string, image: string): void {
   writeFileSync(join(work, LOOP_FILE), `${device} ${realpathSync(image)}\n`);
+}
+
+/** Loop devices of `image` with nothing of them mounted (a dead install's, attached before it could say which). */
+async function unmountedLoopsOf(image: string): Promise<string[]> {
+  const loops = (await run("losetup", ["--list", "--noheadings", "--output", "NAME", "--associated", image]).catch(() => "")).split("\n").map((x) => x.trim()).filter(Boolean);
+  const sources = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" - ")[1]?.split(" ")[1] ?? "");
+  return loops.filter((d) => !sources.some((src) => src === d || src.startsWith(`${d}p`)));
 }
 
 /** Pure: the pid a work directory name carries, or undefined when it is not one. */
@@ -43,13 +57,18 @@ export async function clearStaleInstalls(tmp: string): Promise<string[]> {
     unmountTree(dir, { lazy: true });
     const rec = existsSync(join(dir, LOOP_FILE)) ? readFileSync(join(dir, LOOP_FILE), "utf8").trim().split(" ") : [];
     const [device, image] = rec;
+    const detached: string[] = [];
     if (device && image) {
       // Only while the device still serves that image: its number may have been reused since.
       const back = (await run("losetup", ["--list", "--noheadings", "--output", "BACK-FILE", device]).catch(() => "")).trim();
-      if (back === image) await run("losetup", ["-d", device]);
+      if (back === image) detached.push(device);
+    } else if (existsSync(join(dir, IMAGE_FILE))) {
+      // Killed while losetup ran: the device is not known, the image is.
+      detached.push(...(await unmountedLoopsOf(readFileSync(join(dir, IMAGE_FILE), "utf8").trim())));
     }
+    for (const d of detached) await run("losetup", ["-d", d]);
     rmSync(dir, { recursive: true, force: true });
-    removed.push(device && image ? `${dir} (and ${device})` : dir);
+    removed.push(detached.length ? `${dir} (and ${detached.join(", ")})` : dir);
   }
   return removed;
 }
