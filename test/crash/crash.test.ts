@@ -15,7 +15,9 @@ import { deterministicBytes } from "../host/lib/fixture.ts";
 import { runCampaign, type CampaignStats, type CrashCase } from "./lib/campaign.ts";
 import { campaignSeed, prng } from "./lib/prng.ts";
 import { checkInvariants, release, type World } from "./lib/invariants.ts";
-import { booted, installedWorld, stageBooted, treeA, variant } from "./lib/worlds.ts";
+import { booted, debianTree, installedWorld, stageBooted, treeA, variant } from "./lib/worlds.ts";
+import { makeRepo, PROBE } from "./lib/deb.ts";
+import { guestBase } from "../qemu/lib/guest.ts";
 
 const count = (name: string, dflt: number | undefined): number | undefined => {
   const v = process.env[name];
@@ -165,6 +167,25 @@ describe("crash campaign: GRUB env writes", () => {
     grubWorld(d);
     // Booted into the counted deployment 2: bless marks it good.
     return { template: tw(d), command: (w) => ["bless", ...booted(w, "2")], next: (w) => ["bless", ...booted(w, "2")] };
+  }), T);
+});
+
+describe("crash campaign: layer (apt from a local repository)", () => {
+  let debian: string;
+  let kernel: string;
+  beforeAll(async () => {
+    debian = join(dir, "trees", "debian");
+    const repo = makeRepo(join(dir, "repo"), join(dir, "repo-work"));
+    kernel = debianTree(await guestBase(), debian, repo);
+  }, 900_000);
+  it("layer install", () => campaign("layer-install", (d) => {
+    installedWorld(d, debian, { kernel });
+    return { template: tw(d), command: (w) => ["layer", "install", PROBE, ...booted(w, "1")], next: (w) => ["layer", "install", PROBE, ...booted(w, "1")] };
+  }), T);
+  it("layer remove", () => campaign("layer-remove", (d) => {
+    const w = installedWorld(d, debian, { kernel });
+    particleOk(["layer", "install", PROBE, ...booted(w, "1")]);
+    return { template: tw(d), command: (w) => ["layer", "remove", PROBE, "--from", "2", ...booted(w, "1")], next: (w) => ["layer", "remove", PROBE, "--from", "2", ...booted(w, "1")] };
   }), T);
 });
 

@@ -41,7 +41,7 @@ export function variant(base: string, root: string, tag: number, files: number):
 }
 
 /** A sysroot + ESP (systemd-boot, or GRUB's generated menu and env) with tree `first` staged and made the default. */
-export function installedWorld(dir: string, first: string, o: { grub?: boolean; source?: string; stageArgs?: string[] } = {}): World {
+export function installedWorld(dir: string, first: string, o: { grub?: boolean; source?: string; stageArgs?: string[]; kernel?: string } = {}): World {
   const w: World = { dir, sysroot: join(dir, "sysroot"), esp: join(dir, "esp") };
   mkdirSync(w.sysroot, { recursive: true });
   mkdirSync(w.esp!, { recursive: true });
@@ -52,11 +52,27 @@ export function installedWorld(dir: string, first: string, o: { grub?: boolean; 
   const initrd = join(dir, "initrd-first");
   writeFileSync(initrd, deterministicBytes(200_000, 77));
   const m = readManifests(w.sysroot).find((x) => x.id === r.id)!;
-  writeDeploymentEntry({ esp: w.esp!, manifest: m, rootUuid: ROOT_UUID, kernel: join(first, KERNEL), initrd, extraArgs: ["console=ttyS0"] });
+  writeDeploymentEntry({ esp: w.esp!, manifest: m, rootUuid: ROOT_UUID, kernel: join(first, o.kernel ?? KERNEL), initrd, extraArgs: ["console=ttyS0"] });
   return w;
 }
 
 /** `particle stage` of `source` on the world booted into `bootedId`: a new deployment and its entry. */
 export function stageBooted(w: World, bootedId: string, source: string, extra: string[] = []): string {
   return JSON.parse(particleOk(["stage", source, "--json", ...booted(w, bootedId), ...extra])).id;
+}
+
+/**
+ * A Debian tree for `particle layer`: the guest's mmdebstrap tree without what layering never reads
+ * (kernel modules, docs, locales), apt pointed at the local repository `repo` only (copied into the
+ * tree at /opt/crash-repo). Returns the kernel's path in the tree.
+ */
+export function debianTree(base: string, root: string, repo: string): string {
+  sh("cp", ["-a", base, root]);
+  const kver = sh("ls", [join(root, "usr/lib/modules")]).trim().split("\n")[0]!;
+  for (const p of [`usr/lib/modules/${kver}/kernel`, "usr/share/doc", "usr/share/locale", "usr/share/man", "usr/lib/firmware"]) sh("rm", ["-rf", join(root, p)]);
+  sh("rm", ["-rf", join(root, "etc/apt/sources.list"), join(root, "etc/apt/sources.list.d")]);
+  mkdirSync(join(root, "etc/apt/sources.list.d"), { recursive: true });
+  writeFileSync(join(root, "etc/apt/sources.list.d/crash.list"), "deb [trusted=yes] file:/opt/crash-repo ./\n");
+  sh("cp", ["-a", repo, join(root, "opt/crash-repo")]);
+  return `boot/vmlinuz-${kver}`;
 }
