@@ -180,7 +180,7 @@ describe("crash campaign: layer (apt from a local repository)", () => {
   }, 900_000);
   it("layer install", () => campaign("layer-install", (d) => {
     installedWorld(d, debian, { kernel });
-    return { template: tw(d), command: (w) => ["layer", "install", PROBE, ...booted(w, "1")], next: (w) => ["layer", "install", PROBE, ...booted(w, "1")] };
+    return { template: tw(d), command: (w) => ["layer", "install", PROBE, ...booted(w, "1")], next: (w) => ["layer", "install", PROBE, "--from", "1", ...booted(w, "1")] };
   }), T);
   it("layer remove", () => campaign("layer-remove", (d) => {
     const w = installedWorld(d, debian, { kernel });
