@@ -14,7 +14,7 @@ import { tarDir, writeImage } from "../host/lib/oci-layout.ts";
 import { deterministicBytes } from "../host/lib/fixture.ts";
 import { runCampaign, type CampaignStats, type CrashCase } from "./lib/campaign.ts";
 import { campaignSeed, prng } from "./lib/prng.ts";
-import { checkInvariants, release, type World } from "./lib/invariants.ts";
+import { checkInvariants, defaultDeployment, grubNewDefaultCounted, release, type World } from "./lib/invariants.ts";
 import { booted, debianTree, installedWorld, stageBooted, treeA, variant } from "./lib/worlds.ts";
 import { makeRepo, PROBE } from "./lib/deb.ts";
 import { guestBase } from "../qemu/lib/guest.ts";
@@ -89,7 +89,7 @@ const T = 3_600_000;
 describe("crash campaign: stage", () => {
   it("stage dir: (with its boot entry)", () => campaign("stage-dir", (d) => {
     installedWorld(d, trees.a);
-    return { template: tw(d), command: (w) => ["stage", `dir:${trees.b}`, ...booted(w, "1")], next: (w) => ["stage", `dir:${trees.c}`, ...booted(w, "1")] };
+    return { always: ["deployment:mounted#1", "mount:overlay#1"], template: tw(d), command: (w) => ["stage", `dir:${trees.b}`, ...booted(w, "1")], next: (w) => ["stage", `dir:${trees.c}`, ...booted(w, "1")] };
   }), T);
   it("stage tar:", () => campaign("stage-tar", (d) => {
     installedWorld(d, trees.a);
@@ -112,7 +112,12 @@ describe("crash campaign: image commands", () => {
     writeImage(own, { tag: "track", layers: [{ tar: tarDir(trees.a), compression: "gzip" }] });
     installedWorld(d, trees.a, { source: `oci:${own}:track`, stageArgs: [NO_VERIFY] });
     writeImage(own, { tag: "track", layers: [{ tar: tarDir(trees.b), compression: "gzip" }] });
-    return { template: tw(d), command: (w) => ["upgrade", NO_VERIFY, ...booted(w, "1")], next: (w) => ["upgrade", NO_VERIFY, ...booted(w, "1")] };
+    return {
+      always: ["entry:written#1", "stage:deployment-renamed#1"], template: tw(d),
+      command: (w) => ["upgrade", NO_VERIFY, ...booted(w, "1")], next: (w) => ["upgrade", NO_VERIFY, ...booted(w, "1")],
+      // However the first one died, after the next upgrade the update is the default.
+      checkAfterNext: (w) => (defaultDeployment(w) === "1" ? ["after the next upgrade, deployment 1 is still the default: the update never became bootable"] : []),
+    };
   }), T);
 });
 
@@ -141,7 +146,7 @@ describe("crash campaign: boot entries and deployments", () => {
     const up = join(w.sysroot, "particle/deploy/1/etc/upper");
     for (let i = 0; i < 50; i++) writeFileSync(join(up, `local-${i}`), `edited ${i}\n`);
     writeFileSync(join(up, "hostname"), "edited\n");
-    return { template: tw(d), command: (w) => ["finalize", ...booted(w, "1")], next: (w) => ["finalize", ...booted(w, "1")] };
+    return { always: ["etc-carry:copied#1", "etc-carry:swapped#1"], template: tw(d), command: (w) => ["finalize", ...booted(w, "1")], next: (w) => ["finalize", ...booted(w, "1")] };
   }), T);
 });
 
@@ -153,7 +158,10 @@ describe("crash campaign: GRUB env writes", () => {
   };
   it("stage on a GRUB ESP (counting starts)", () => campaign("grub-stage", (d) => {
     installedWorld(d, trees.a, { grub: true });
-    return { template: tw(d), command: (w) => ["stage", `dir:${trees.b}`, ...booted(w, "1")], next: (w) => ["stage", `dir:${trees.c}`, ...booted(w, "1")] };
+    return {
+      always: ["grub:env-before-menu#1"], template: tw(d), command: (w) => ["stage", `dir:${trees.b}`, ...booted(w, "1")], next: (w) => ["stage", `dir:${trees.c}`, ...booted(w, "1")],
+      check: grubNewDefaultCounted,
+    };
   }), T);
   it("rollback (counting stops)", () => campaign("grub-rollback", (d) => {
     grubWorld(d);
@@ -197,7 +205,7 @@ describe("crash campaign: install --to-disk", () => {
     const w: World = { dir: d, sysroot: join(d, "installed") };
     const args = (x: World) => ["install", "--to-disk", join(x.dir, "disk.img"), "--source", `dir:${tree}`, "--size", "1300M", "--initramfs", initrd];
     return {
-      template: w, command: args, next: args,
+      template: w, command: args, next: args, always: ["install:partitioned#1", "install:root-mounted#1"],
       // The disk the next install wrote: its store verifies and its ESP boots the deployment.
       checkAfterNext: (x) => withRoot(join(x.dir, "disk.img"), (root) => {
         const esp = espImage.extract(join(x.dir, "disk.img"), join(x.dir, "esp-copy"));

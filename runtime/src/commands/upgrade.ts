@@ -12,6 +12,10 @@ import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { reapplyLayers } from "../layer/layer.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 import { particleEntries, readEntries } from "../bootloader/entries.ts";
+import { existsSync } from "node:fs";
+import { acquireLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { cleanTmp } from "../store/tmp.ts";
 import { stage } from "../store/stage.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
@@ -32,6 +36,15 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
     if (opts.json) process.stdout.write(JSON.stringify({ id: plan.stagedId, reference: plan.reference, sourceDigest: plan.digest, entry }) + "\n");
     else process.stdout.write(`${plan.stagedId}\n`);
     return;
+  }
+  if (plan.action === "none" && !opts.check) {
+    // Nothing to stage; still the writer the upgrade timer runs after a crash: clear what a killed
+    // command left in tmp/ (and its mounts) under the lock, as staging would have.
+    const l = storeLayout(w.sysroot);
+    if (existsSync(l.tmp)) {
+      const lock = acquireLock(l.lock, "upgrade", say);
+      try { cleanTmp(l); } finally { lock.release(); }
+    }
   }
   if (plan.action !== "stage" || opts.check) {
     if (opts.json) {

@@ -20,6 +20,10 @@ export interface CrashCase {
   next: (w: World) => string[];
   /** Extra checks after the next command (install: the disk it wrote). */
   checkAfterNext?: (w: World) => string[];
+  /** Checkpoints killed in every campaign, however small: where a bug was found (regressions). */
+  always?: string[];
+  /** Extra checks after the kill and after the next command, given the default from before. */
+  check?: (w: World, previousDefault: string | undefined) => string[];
 }
 
 export interface CampaignStats {
@@ -105,7 +109,10 @@ export async function runCampaign(c: CrashCase, work: string, o: CampaignOptions
   for (const s of trace) { const [step, n] = s.split("#"); counts.set(step!, Math.max(counts.get(step!) ?? 0, Number(n))); }
   const points = [...counts].flatMap(([step, n]) => [...new Set([1, Math.ceil(n / 2), n])].map((i) => `${step}#${i}`));
   stats.checkpoints.steps = counts.size;
-  const chosen = sample(points, o.checkpoints ?? points.length, o.rand);
+  const always = (c.always ?? []).filter((p) => points.includes(p));
+  if (always.length !== (c.always ?? []).length) throw new Error(`${c.name}: the command no longer passes checkpoint(s) ${(c.always ?? []).filter((p) => !points.includes(p)).join(", ")}`);
+  const rest = points.filter((p) => !always.includes(p));
+  const chosen = [...always, ...sample(rest, Math.max(0, (o.checkpoints ?? points.length) - always.length), o.rand)];
   o.log(`${c.name}: uninterrupted run ${(measured.ms / 1000).toFixed(2)} s, ${counts.size} checkpoint steps (${points.length} kill points, ${chosen.length} used), ${o.kills} random kills`);
 
   // A second uninterrupted run: the first pays for cold caches. Random moments are drawn within
@@ -142,12 +149,12 @@ export async function runCampaign(c: CrashCase, work: string, o: CampaignOptions
       else { stats.random.tried++; if (killed) stats.random.killed++; else stats.random.finished++; }
       if (!killed && r.code !== 0) { stats.failures.push(`${label}: exited ${r.code} without a kill:\n${r.stderr}`); continue; }
       if (k.dieAt && !killed) { stats.failures.push(`${label}: never reached the checkpoint`); continue; }
-      const afterKill = checkInvariants(w, { previousDefault: before, afterNext: false });
+      const afterKill = [...checkInvariants(w, { previousDefault: before, afterNext: false }), ...(c.check?.(w, before) ?? [])];
       lap("check");
       const n = await runParticle(c.next(w), envFor(w));
       lap("next");
       const afterNext = n.code === 0
-        ? [...checkInvariants(w, { previousDefault: before, afterNext: true }), ...(c.checkAfterNext?.(w) ?? [])]
+        ? [...checkInvariants(w, { previousDefault: before, afterNext: true }), ...(c.check?.(w, before) ?? []), ...(c.checkAfterNext?.(w) ?? [])]
         : [`the next command (${c.next(w).join(" ")}) exited ${n.code}: ${n.stderr.trim().split("\n").slice(-3).join(" | ")}`];
       const problems = [...afterKill.map((p) => `after the kill: ${p}`), ...afterNext.map((p) => `after the next command: ${p}`)];
       lap("check");
