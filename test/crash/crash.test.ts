@@ -62,7 +62,7 @@ beforeAll(() => {
 
 afterAll(() => {
   if (results.length) {
-    const rows = results.map((r) => `  ${r.name.padEnd(22)} random ${r.random.killed}/${r.random.tried} killed (${r.random.finished} finished first), checkpoints ${r.checkpoints.killed}/${r.checkpoints.tried} (${r.checkpoints.steps} steps); survived ${r.survived}, failed ${r.failures.length}; ${r.seconds.toFixed(0)} s`);
+    const rows = results.map(row);
     console.log(`crash campaign (seed ${SEED}):\n${rows.join("\n")}`);
   }
   if (dir) {
@@ -70,6 +70,8 @@ afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const row = (r: CampaignStats) => `  ${r.name.padEnd(22)} random ${r.random.killed}/${r.random.tried} killed (${r.random.finished} finished first), checkpoints ${r.checkpoints.killed}/${r.checkpoints.tried} (${r.checkpoints.steps} steps); survived ${r.survived}, failed ${r.failures.length}; ${r.seconds.toFixed(0)} s`;
 
 /** Builds the template of a case in its own directory, then runs its campaign and reports. */
 async function campaign(name: string, build: (dir: string) => Omit<CrashCase, "name">): Promise<void> {
@@ -80,6 +82,7 @@ async function campaign(name: string, build: (dir: string) => Omit<CrashCase, "n
   mkdirSync(work, { recursive: true });
   const stats = await runCampaign(c, work, { kills: KILLS, checkpoints: CHECKPOINTS, rand: prng(SEED, name), log: (m) => console.log(m) });
   results.push(stats);
+  console.log(`done:${row(stats)}`);
   expect(stats.failures).toEqual([]);
   expect(stats.random.killed + stats.checkpoints.killed).toBeGreaterThan(0);
 }
