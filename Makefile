@@ -65,7 +65,7 @@ test-crash-ci: deps build
 
 test-qemu: deps build
 	@if [ -d test/qemu ] && ls test/qemu/*.test.ts >/dev/null 2>&1; then \
-	  $(VITEST) run --dir test/qemu --no-file-parallelism; \
+	  $(VITEST) run --config test/qemu/vitest.config.ts --dir test/qemu; \
 	else echo "test-qemu: no QEMU tests yet"; fi
 
 bench: deps build

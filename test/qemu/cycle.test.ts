@@ -1,13 +1,14 @@
 // Issue 4 end to end: `particle install` to a disk image, booted through OVMF and systemd-boot;
 // inside the guest: stage B, reboot into B, roll back, reboot into A, clean up; cut the power while
-// staging C; stage C and a failing D; D fails, systemd-boot falls back to C; cleanup frees B and D.
-// Six boots; they build on each other, so the tests run in order on one disk.
+// staging C; stage C and a failing D; D fails, systemd-boot falls back to C; the power is cut in the
+// middle of the cleanup that frees B and D; C boots again and the next cleanup finishes.
+// Seven boots; they build on each other, so the tests run in order on one disk.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  AFTER_CUT, afterFallback, B_MARKER_TEXT, backOnA, C_MARKER_TEXT, copyDisk, ON_B, parse, POWER_CUT, prepareCycle, STAGE_B, STAGE_C_CUT, timing,
+  AFTER_CUT, afterCleanupCut, B_MARKER_TEXT, backOnA, C_MARKER_TEXT, copyDisk, ON_B, parse, POWER_CUT, prepareCycle, PRIVATE_STORE, FALLBACK_CLEANUP_CUT, STAGE_B, STAGE_C_CUT, timing,
   type CycleInputs, type Parsed,
 } from "./lib/cycle.ts";
 import { bootDisk, runDisk } from "./lib/ovmf.ts";
@@ -63,8 +64,17 @@ describe("install, stage, reboot, rollback, cleanup (issue 4)", () => {
   }, TEST_TIMEOUT);
 
   it("reboots into B, and status agrees: booted B, rollback A", async () => {
-    const r = await boot("cycle-2-on-b", ON_B);
+    const r = await boot("cycle-2-on-b", ON_B + PRIVATE_STORE);
     b = parse(r);
+    // The store is private on the booted machine (issue 12): objects staged by the host's install
+    // and by the guest's own stage of B alike; the booted root still serves its files.
+    expect(b.kv["nobody-lists-objects"]).toBe("no");
+    expect(b.kv["root-reads-shadow-object"]).toBe("yes");
+    expect(b.kv["nobody-reads-shadow-object"]).toBe("no");
+    expect(b.kv["nobody-reads-shadow"]).toBe("no");
+    expect(b.kv["nobody-reads-os-release"]).toBe("yes");
+    expect(b.kv["open-store-files"]).toBe("0");
+    expect(b.kv["store-dir-modes"]!.trim()).toBe("700 700 700 700");
     expect(b.kv.marker).toBe(B_MARKER_TEXT.trim());
     expect(b.kv.object).toMatch(/^[0-9a-f]{64}$/);
     expect(b.kv["object-exists"]).toBe("yes");
@@ -130,8 +140,10 @@ describe("install, stage, reboot, rollback, cleanup (issue 4)", () => {
     expect(r.console).toMatch(/Attempted to kill init|Kernel panic/);
   }, TEST_TIMEOUT);
 
-  it("with D's tries used up, the previous deployment C boots; cleanup frees B's objects and D", async () => {
-    const r = await boot("cycle-6-fallback", afterFallback(b.kv.object!));
+  it("with D's tries used up, the previous deployment C boots; the power is cut in the middle of cleanup", async () => {
+    const r = await bootDisk({ name: "cycle-6-fallback-cut", disk, script: FALLBACK_CLEANUP_CUT, until: POWER_CUT, timeoutMs: BOOT_TIMEOUT });
+    console.log(`cycle-6-fallback-cut: ${timing(r)}`);
+    expect(r.matched, `no power cut point (console log: ${r.logFile})\n${r.output}`).toBe(true);
     const p = parse(r);
     expect(p.kv["marker-c"]).toBe(C_MARKER_TEXT.trim());
     const s = p.json.status.status;
@@ -141,12 +153,24 @@ describe("install, stage, reboot, rollback, cleanup (issue 4)", () => {
     const d = [s.rollback, ...s.other].find((x: any) => x?.id === idD);
     expect(d.bootEntry.triesLeft).toBe(0);
     expect(p.json.status.spec.defaultDeployment).toBe(idC);
+    // Killed at the fault point (SIGKILL: 128 + 9), with a removed deployment still in tmp/.
+    expect(p.kv["cleanup-exit"]).toBe("137");
+    expect(Number(p.kv["tmp-at-cut"])).toBeGreaterThan(0);
+  }, TEST_TIMEOUT);
+
+  it("after the cut C boots, the store verifies, and the next cleanup frees B's objects and D", async () => {
+    const r = await boot("cycle-7-after-cleanup-cut", afterCleanupCut(b.kv.object!));
+    const p = parse(r);
+    expect(p.json.status.status.booted.id).toBe(idC);
+    expect(p.kv.verify).toBe("ok");
+    expect(p.kv["tmp-after"]).toBe("0");
     const after = p.json.after.status;
     expect(after.booted.id).toBe(idC);
     expect(after.rollback.id).toBe(idA);
     expect(after.other).toEqual([]);
     expect(p.kv.deployments!.trim().split(" ").sort()).toEqual([idA, idC].sort());
     expect(p.kv.entries).not.toContain(`-${idD}+`);
+    expect(p.kv.entries!.trim().split(" ")).toHaveLength(2);
     // B's one unique object is gone with B.
     expect(p.kv["object-b"]).toBe("no");
   }, TEST_TIMEOUT);

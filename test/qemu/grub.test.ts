@@ -4,12 +4,15 @@
 // its tries counted and particle-bless.service marks it good; `particle rollback --once` boots A
 // once through next_entry; `particle rollback` makes A the default; then a deployment C that
 // cannot boot (its initramfs init does not exist: the kernel panics and, with panic=1 and QEMU's
-// -no-reboot, the run ends within seconds) uses up its 3 tries and GRUB falls back to A.
-// Three full boots and three short failing ones, in order, on one disk.
-import { mkdtempSync, rmSync } from "node:fs";
+// -no-reboot, the run ends within seconds) uses up its tries and GRUB falls back to A.
+// C gets one try instead of three (as D in the systemd-boot cycle): every failing try is the same
+// boot, and the countdown itself is GRUB's script, checked after the one try. Host tests check that
+// staging writes boot_counter=3. Then the power is cut in the middle of a cleanup, and A boots again.
+// Four full boots and one short failing one, in order, on one disk.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { B_MARKER, B_MARKER_TEXT, parse, timing } from "./lib/cycle.ts";
+import { B_MARKER, B_MARKER_TEXT, parse, POWER_CUT, timing } from "./lib/cycle.ts";
 import { guestTree, initramfs, sh, type GuestTree } from "./lib/guest.ts";
 import { espEnv, espMenu, installedGrubDisk, onDisk, treeB } from "./lib/grub.ts";
 import { bootDisk, runDisk } from "./lib/ovmf.ts";
@@ -17,6 +20,8 @@ import { writeDeploymentEntry } from "../../runtime/src/bootloader/deploy-entry.
 import { particleEntries, readEntries } from "../../runtime/src/bootloader/entries.ts";
 import { extraArgsOf, rootUuidOf } from "../../runtime/src/deployments/make-bootable.ts";
 import { readManifests } from "../../runtime/src/deployments/read.ts";
+import { encodeGrubEnv, parseGrubEnv, startCounting } from "../../runtime/src/bootloader/grub-env.ts";
+import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
 
 const BOOT_TIMEOUT = 600_000;
 const TEST_TIMEOUT = 700_000;
@@ -24,6 +29,8 @@ const SETUP_TIMEOUT = 1_500_000;
 const FAIL_TIMEOUT = 240_000;
 /** An rdinit= that does not exist: no initramfs init, no root, kernel panic. */
 const BROKEN_ARG = "rdinit=/particle-test-no-such-init";
+/** C's tries (see the header). */
+const C_TRIES = 1;
 
 const PRELUDE = `set -euo pipefail
 j() { echo "JSON:$1:$(tr -d '\\n')"; }
@@ -55,11 +62,33 @@ particle status --json | j after
 env_json | j env-after
 `;
 
-/** Boot 6, on A after C's tries ran out: A must not bless C. */
-const FALLBACK_A = `${PRELUDE}
+/**
+ * Boot 6, on A after C's tries ran out: A must not bless C. Then C is called off (rollback) and the
+ * cleanup that follows is stopped after it removed the entries, regenerated the menu and moved the
+ * first deployment aside; the power is cut there (POWER_CUT), as in the systemd-boot cycle.
+ */
+const FALLBACK_A_CLEANUP_CUT = `${PRELUDE}
 systemctl start particle-bless.service
 env_json | j env
 particle status --json | j status
+particle rollback
+set +e
+PARTICLE_DIE_AT=cleanup:deployment-moved particle cleanup
+kv cleanup-exit "$?"
+set -e
+kv tmp-at-cut "$(ls /sysroot/particle/tmp | wc -l)"
+echo POWER-CUT-NOW
+sleep 900
+`;
+
+/** Boot 7, after the cut: A boots through GRUB, the store verifies, the next cleanup finishes. */
+const AFTER_CLEANUP_CUT = `${PRELUDE}
+particle status --json | j status
+particle verify && kv verify ok
+particle cleanup
+kv tmp-after "$(ls /sysroot/particle/tmp | wc -l)"
+kv deployments "$(ls /sysroot/particle/deploy | tr '\\n' ' ')"
+particle status --json | j after
 `;
 
 const bootedArg = (cmdline: string, key: string) => new RegExp(`(?:^| )${key.replace(".", "\\.")}=(\\S+)`).exec(cmdline)?.[1];
@@ -126,7 +155,7 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
     expect(espMenu(disk)).toMatch(new RegExp(`^set default=particle-${A}$`, "m"));
   }, TEST_TIMEOUT);
 
-  it("stages C, which cannot boot: each GRUB boot of it uses a try, and after 3 GRUB falls back to A", async () => {
+  it("stages C, which cannot boot: each GRUB boot of it uses a try, and when none is left GRUB falls back to A", async () => {
     // The guest sealed the objects (fs-verity), which the host kernel cannot read: `particle stage`
     // adds C to the store, and its entry is written in-process by the module stage uses, with A's
     // kernel and initramfs (the same bytes C has) and a kernel argument that makes it fail.
@@ -135,31 +164,56 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
       const a = particleEntries(readEntries(esp)).find((e) => e.deployId === A)!;
       const manifest = readManifests(root).find((m) => m.id === C)!;
       writeDeploymentEntry({ esp, manifest, rootUuid: rootUuidOf(a.options)!, kernel: g.kernel, initrd, extraArgs: [...extraArgsOf(a.options), BROKEN_ARG] });
+      expect(parseGrubEnv(readFileSync(join(esp, "grub/particle.env"))).get("boot_counter")).toBe("3");
+      writeFileAtomic(join(esp, "grub/particle.env"), encodeGrubEnv(startCounting(parseGrubEnv(readFileSync(join(esp, "grub/particle.env"))), C, C_TRIES)));
     }, { storeOnly: true });
     const menu = espMenu(disk);
     expect(menu).toMatch(new RegExp(`^set default=particle-${C}$`, "m"));
     expect(menu).toMatch(new RegExp(`^set fallback=particle-${A}$`, "m"));
     expect(menu).toContain(BROKEN_ARG);
-    expect(espEnv(disk).get("boot_counter")).toBe("3");
-    for (const left of [2, 1, 0]) {
+    expect(espEnv(disk).get("boot_counter")).toBe(String(C_TRIES));
+    for (let left = C_TRIES - 1; left >= 0; left--) {
       // panic=1 reboots a second after the panic and QEMU's -no-reboot then ends the run.
-      const r = await bootDisk({ name: `grub-fail-${3 - left}`, disk, timeoutMs: FAIL_TIMEOUT });
+      const r = await bootDisk({ name: `grub-fail-${C_TRIES - left}`, disk, timeoutMs: FAIL_TIMEOUT });
       const cmd = /Command line: (.*)$/m.exec(r.console)?.[1] ?? "";
       const panicked = /Kernel panic - not syncing/.test(r.console);
-      console.log(`grub-fail-${3 - left}: ${(r.wallMs / 1000).toFixed(0)} s, ${panicked ? "kernel panic" : "no panic seen"}`);
+      console.log(`grub-fail-${C_TRIES - left}: ${(r.wallMs / 1000).toFixed(0)} s, ${panicked ? "kernel panic" : "no panic seen"}`);
       expect(bootedArg(cmd, "particle.deploy")).toBe(C);
       expect(cmd).toContain(BROKEN_ARG);
       expect(panicked).toBe(true);
       expect(r.timedOut).toBe(false);
       expect(espEnv(disk).get("boot_counter")).toBe(String(left));
     }
-    const r = await runDisk({ name: "grub-6-fallback-a", disk, script: FALLBACK_A, timeoutMs: BOOT_TIMEOUT });
-    console.log(`grub-6-fallback-a: ${timing(r)}`);
+    const r = await bootDisk({ name: "grub-6-fallback-a-cut", disk, script: FALLBACK_A_CLEANUP_CUT, until: POWER_CUT, timeoutMs: BOOT_TIMEOUT });
+    console.log(`grub-6-fallback-a-cut: ${timing(r)}`);
+    expect(r.matched, `no power cut point (console log: ${r.logFile})\n${r.output}`).toBe(true);
     const p = parse(r);
     expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(A);
     // A booted as the fallback: C stays out of tries and unblessed; the menu still lists C first.
     expect(p.json.env).toEqual({ particle_counted: C, boot_counter: "0", boot_success: "0", next_entry: "" });
     expect(p.json.status.status.booted.id).toBe(A);
+    // Killed at the fault point (SIGKILL: 128 + 9), with a removed deployment still in tmp/.
+    expect(p.kv["cleanup-exit"]).toBe("137");
+    expect(Number(p.kv["tmp-at-cut"])).toBeGreaterThan(0);
   }, TEST_TIMEOUT * 2);
-});
 
+  it("after a power cut in the middle of cleanup, GRUB boots A, the store verifies, the next cleanup finishes", async () => {
+    const r = await runDisk({ name: "grub-7-after-cleanup-cut", disk, script: AFTER_CLEANUP_CUT, timeoutMs: BOOT_TIMEOUT });
+    console.log(`grub-7-after-cleanup-cut: ${timing(r)}`);
+    const p = parse(r);
+    expect(bootedArg(p.kv.cmdline!, "particle.deploy")).toBe(A);
+    expect(p.kv.verify).toBe("ok");
+    expect(p.kv["tmp-after"]).toBe("0");
+    const left = p.kv.deployments!.trim().split(" ").sort();
+    // Booted A and one rollback deployment are kept; the third is gone, with its menu entry.
+    expect(left).toHaveLength(2);
+    expect(left).toContain(A);
+    const after = p.json.after.status;
+    expect(after.booted.id).toBe(A);
+    expect(after.other).toEqual([]);
+    const menu = espMenu(disk);
+    expect(menu).toMatch(new RegExp(`^set default=particle-${A}$`, "m"));
+    const menuIds = [...menu.matchAll(/--id particle-(\S+) \{/g)].map((m) => m[1]).sort();
+    expect(menuIds).toEqual(left);
+  }, TEST_TIMEOUT);
+});

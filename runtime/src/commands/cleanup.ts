@@ -9,6 +9,7 @@ import { requireEsp, resolveWhere } from "../deployments/where.ts";
 import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
 import { cleanTmp } from "../store/stage.ts";
+import { secureStore } from "../store/private.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
@@ -18,6 +19,7 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   const lock = acquireLock(l.lock, "cleanup", log);
   try {
     cleanTmp(l);
+    secureStore(l, log);
     const host = readStatus(w);
     // Without the entries, staged and rollback are unknown and would look like garbage.
     const esp = requireEsp(w);

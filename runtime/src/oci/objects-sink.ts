@@ -8,6 +8,7 @@ import type { Inode } from "../tree/model.ts";
 import type { BodySink } from "../tar/reader.ts";
 import { VerityHasher, verityDigest } from "../verity/digest.ts";
 import { hasObject } from "../store/objects.ts";
+import { CONTENT_MODE } from "../store/private.ts";
 import type { StoreLayout } from "../store/layout.ts";
 
 /** Up to this size a file is kept in memory until its digest decides whether it is written. */
@@ -57,7 +58,7 @@ export class ObjectSink {
           inode.data = { kind: "object", digest };
           if (this.known(digest)) return;
           const tmp = join(this.dir, String(this.n++));
-          const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+          const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, CONTENT_MODE);
           try {
             for (const p of parts) for (let off = 0; off < p.length;) off += writeSync(fd, p, off);
           } finally {
@@ -68,7 +69,7 @@ export class ObjectSink {
       };
     }
     const tmp = join(this.dir, String(this.n++));
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, CONTENT_MODE);
     return {
       write: (c) => {
         h.update(c);

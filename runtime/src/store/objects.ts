@@ -7,6 +7,7 @@ import { VerityHasher } from "../verity/digest.ts";
 import { nextDataRegion } from "../system/libc.ts";
 import type { ScannedFile } from "../tree/scan.ts";
 import { objectPath, type StoreLayout } from "./layout.ts";
+import { CONTENT_MODE, PRIVATE_DIR_MODE } from "./private.ts";
 import { checkpoint } from "../system/die-at.ts";
 
 const CHUNK = 1 << 20;
@@ -21,7 +22,7 @@ export interface Ingested {
 }
 
 export function ensureObjectDirs(l: StoreLayout): void {
-  for (let i = 0; i < 256; i++) mkdirSync(join(l.objects, i.toString(16).padStart(2, "0")), { recursive: true });
+  for (let i = 0; i < 256; i++) mkdirSync(join(l.objects, i.toString(16).padStart(2, "0")), { recursive: true, mode: PRIVATE_DIR_MODE });
 }
 
 export function hasObject(l: StoreLayout, digest: string): boolean {
@@ -49,7 +50,7 @@ export function ingestFile(l: StoreLayout, file: ScannedFile, tmpPath: string): 
   try {
     const h = new VerityHasher();
     let total = 0;
-    out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, CONTENT_MODE);
     // Holes are neither read nor written: a sparse source gives a sparse object, and a 5 GiB
     // file of holes costs a few lseeks.
     for (let region = nextDataRegion(fd, 0, size); region; region = nextDataRegion(fd, total, size)) {
@@ -129,7 +130,7 @@ function ingestSmall(l: StoreLayout, file: ScannedFile, fd: number, size: number
   h.update(data);
   const digest = h.digest();
   if (hasObject(l, digest)) return { digest, bytes: total };
-  const out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+  const out = openSync(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, CONTENT_MODE);
   try {
     let off = 0;
     while (off < total) off += writeSync(out, data, off, total - off);

@@ -5,7 +5,7 @@
 //      crash here leaves only unreferenced, complete objects that cleanup collects);
 //   4. syncfs again, then the deployment directory is renamed into deploy/ in one step.
 // A crash before 4 leaves no deployment; anything left in tmp/ is removed by the next command.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { renderManifest, type Manifest, type OciOrigin, type RootFormat } from "../manifest.ts";
 import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
@@ -22,6 +22,7 @@ import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
 import { imagePath, objectPath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
+import { CONTENT_MODE, secureStore } from "./private.ts";
 import { precheckStageSpace } from "./space.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
@@ -67,8 +68,9 @@ export interface StageResult {
   oci?: OciOrigin;
 }
 
-export function initStore(l: StoreLayout): void {
-  for (const d of [l.root, l.objects, l.images, l.deploy, l.var, l.tmp, l.cache]) mkdirSync(d, { recursive: true });
+export function initStore(l: StoreLayout, log?: (m: string) => void): void {
+  secureStore(l, log);
+  for (const d of [l.deploy, l.var]) mkdirSync(d, { recursive: true });
   ensureObjectDirs(l);
 }
 
@@ -78,7 +80,7 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
   const l = storeLayout(opts.sysroot);
-  initStore(l);
+  initStore(l, log);
   const lock = opts.lockHeld ? undefined : acquireLock(l.lock, `stage ${opts.source}`, log);
   let work: string | undefined;
   try {
@@ -115,6 +117,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
   log(`[${at()}] wrote the ${opts.format} image (${statSync(image).size} bytes)`);
   const imageFinal = imagePath(l, imageDigest, opts.format);
+  // A full image holds every file's bytes; a metadata image, every name and xattr.
+  chmodSync(image, CONTENT_MODE);
   let bytesAdded = prepared.bytesAdded;
   if (!existsSync(imageFinal)) bytesAdded += statSync(image).size;
 

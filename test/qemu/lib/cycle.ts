@@ -177,19 +177,55 @@ kv d-entry "$(basename "\${f%+3.conf}+1.conf")"
 particle status --json | j after
 `;
 
-/** Boot 6, after D failed and systemd-boot fell back to C: cleanup frees B and D. */
-export function afterFallback(objectB: string): string {
-  return `${PRELUDE}
+/**
+ * Boot 6, after D failed and systemd-boot fell back to C: cleanup (which frees B and D) is stopped
+ * half-way, after it removed the entries and moved the first deployment aside, and the power is cut
+ * there (POWER_CUT) with nothing synced since. PARTICLE_DIE_AT is the crash campaign's fault hook
+ * (runtime/src/system/die-at.ts): the step is hit on every run, where a timed cut would mostly miss
+ * a cleanup that takes a second.
+ */
+export const FALLBACK_CLEANUP_CUT = `${PRELUDE}
 kv marker-c "$(cat /${C_MARKER})"
 particle status
 particle status --json | j status
+set +e
+PARTICLE_DIE_AT=cleanup:deployment-moved particle cleanup
+kv cleanup-exit "$?"
+set -e
+kv tmp-at-cut "$(ls /sysroot/particle/tmp | wc -l)"
+echo POWER-CUT-NOW
+sleep 900
+`;
+
+/** Boot 7, after the cut: C boots, the store verifies, the next cleanup finishes the job. */
+export function afterCleanupCut(objectB: string): string {
+  return `${PRELUDE}
+particle status --json | j status
+particle verify && kv verify ok
 particle cleanup
+kv tmp-after "$(ls /sysroot/particle/tmp | wc -l)"
 particle status --json | j after
 kv deployments "$(ls /sysroot/particle/deploy | tr '\\n' ' ')"
 kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
 [ -e "${objectOf(objectB)}" ] && kv object-b yes || kv object-b no
 `;
 }
+
+/**
+ * The store seen by an unprivileged user of the booted system: no object, image or cache can be read
+ * or even listed; /etc/shadow only through the mount, where its own mode keeps nobody out.
+ */
+export const PRIVATE_STORE = `
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+nobody ls /sysroot/particle/objects >/dev/null 2>&1 && kv nobody-lists-objects yes || kv nobody-lists-objects no
+shadow=$(fsverity digest /etc/shadow | cut -d' ' -f1 | sed 's/^sha256://')
+nobody cat "/sysroot/particle/objects/\${shadow:0:2}/\${shadow:2}" >/dev/null 2>&1 && kv nobody-reads-shadow-object yes || kv nobody-reads-shadow-object no
+cat "/sysroot/particle/objects/\${shadow:0:2}/\${shadow:2}" >/dev/null && kv root-reads-shadow-object yes || kv root-reads-shadow-object no
+nobody cat /etc/shadow >/dev/null 2>&1 && kv nobody-reads-shadow yes || kv nobody-reads-shadow no
+nobody cat /etc/os-release >/dev/null 2>&1 && kv nobody-reads-os-release yes || kv nobody-reads-os-release no
+kv open-store-files "$(find /sysroot/particle/objects /sysroot/particle/images /sysroot/particle/cache -type f -perm /077 | wc -l)"
+kv store-dir-modes "$(stat -c %a /sysroot/particle/objects /sysroot/particle/images /sysroot/particle/cache /sysroot/particle/tmp | tr '\\n' ' ')"
+`;
 
 export interface Parsed {
   json: Record<string, any>;

@@ -9,6 +9,11 @@ import { REPO, sh } from "./guest.ts";
 
 /** TCG only on this machine (no KVM). `-cpu max` runs the Bun binaries (checked in plain.test.ts). */
 export const QEMU_CPU = process.env.PARTICLE_QEMU_CPU || "max";
+/**
+ * One vCPU: the tier runs two guests at a time on the 2 host cores (test/qemu/vitest.config.ts), and
+ * a single vCPU also rules out the multi-threaded TCG race behind the early-init oopses (below).
+ */
+export const QEMU_SMP = process.env.PARTICLE_QEMU_SMP || "1";
 export const LOG_DIR = process.env.PARTICLE_QEMU_LOGS || join(REPO, "test/qemu/logs");
 
 /** Added to every command line. Under TCG on a loaded host the vCPUs stall for seconds, so the
@@ -109,7 +114,7 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
   const args = [
     // -nodefaults: no floppy, CD-ROM or VGA to probe (seconds each under TCG); the serial console
     // on stdio is all the harness reads (-nographic, minus the muxed monitor).
-    "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", "2", "-m", "2048", "-nodefaults", "-display", "none",
+    "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", QEMU_SMP, "-m", "2048", "-nodefaults", "-display", "none",
     // ttyS1: the agent's report alone (see test/guest/agent/particle-test-agent).
     "-serial", "stdio", "-serial", `file:${join(work, "agent.out")}`, "-no-reboot",
     ...(o.kernel ? ["-kernel", o.kernel, "-initrd", o.initrd!, "-append", `${o.append ?? ""} ${KERNEL_ARGS}`] : []),
