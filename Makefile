@@ -15,7 +15,7 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: all deps build test test-unit test-host test-qemu fuzz bench demo run install clean typecheck
+.PHONY: all deps build test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -44,7 +44,7 @@ dist/particle-boot: $(SOURCES)
 typecheck: deps
 	node_modules/.bin/tsc --noEmit
 
-test: deps build test-unit test-host test-qemu
+test: deps build test-unit test-host test-crash-ci test-qemu
 
 test-unit: deps
 	$(VITEST) run --dir test/unit
@@ -57,6 +57,17 @@ fuzz: deps
 
 test-host: deps build
 	$(VITEST) run --dir test/host --no-file-parallelism
+
+# Crash campaigns (test/crash): every writing command SIGKILLed at random moments and at each named
+# checkpoint (PARTICLE_DIE_AT), invariants checked after each kill and after the next command. The
+# seed is printed; PARTICLE_CRASH_SEED=N replays it. test-crash is the full size (25 random kills
+# per command and every checkpoint), test-crash-ci the sample `make test` runs (6 kills per command, 2-3 minutes).
+CRASH_KILLS ?= 25
+test-crash: deps build
+	PARTICLE_CRASH_KILLS=$(CRASH_KILLS) $(VITEST) run --dir test/crash --no-file-parallelism
+
+test-crash-ci: deps build
+	PARTICLE_CRASH_KILLS=2 PARTICLE_CRASH_CHECKPOINTS=4 $(VITEST) run --dir test/crash --no-file-parallelism
 
 test-qemu: deps build
 	@if [ -d test/qemu ] && ls test/qemu/*.test.ts >/dev/null 2>&1; then \

@@ -8,6 +8,7 @@ import { missingParticleFiles, treeCheckError } from "../../runtime/src/install/
 import { dracutArgs, kernelVersions, pickKernel } from "../../runtime/src/install/initramfs.ts";
 import { espMountPoint, espMountUnit, mountUnitName } from "../../runtime/src/install/esp-mount.ts";
 import { sourceDir } from "../../runtime/src/install/install.ts";
+import { pidOfWorkDir, workDirPrefix } from "../../runtime/src/install/stale.ts";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "install-unit-"));
 const touch = (root: string, p: string, data = "x") => {
@@ -139,5 +140,20 @@ describe("sources checked before the disk is touched", () => {
     const t = tmp();
     const got = sourceDir(s.replace("TREE", t));
     expect(got === undefined ? false : got === t).toBe(isDir);
+  });
+});
+
+describe("what a killed install left", () => {
+  it.each([
+    ["particle-install-1234-AbC9xy", 1234],
+    ["particle-install-1-z", 1],
+    ["particle-install-abc", undefined],
+    ["particle-mount-12-x", undefined],
+    ["xparticle-install-12-x", undefined],
+  ] as const)("%s", (name, pid) => expect(pidOfWorkDir(name)).toBe(pid));
+
+  it("the work directory carries the pid of its install", () => {
+    expect(pidOfWorkDir(`${workDirPrefix(4321)}Q1w2E3`)).toBe(4321);
+    expect(workDirPrefix()).toBe(`particle-install-${process.pid}-`);
   });
 });

@@ -315,6 +315,15 @@ describe("upgrade plan", () => {
     ["already staged", [m("1", D("a")), m("2", D("b"))], D("b"), { action: "none", reason: "staged", stagedId: "2" }],
   ] as const)("%s", (_n, ms, cur, want) => expect(planUpgrade(ms, "1", cur)).toMatchObject(want));
 
+  it("an update staged by a killed upgrade, with no boot entry yet, is made bootable, not staged again", () => {
+    const ms = [m("1", D("a")), m("2", D("b"))];
+    expect(planUpgrade(ms, "1", D("b"), new Set(["1"]))).toEqual({ action: "boot", reference: "oci:/l:v1", digest: D("b"), stagedId: "2" });
+    expect(planUpgrade(ms, "1", D("b"), new Set(["1", "2"]))).toMatchObject({ action: "none", reason: "staged", stagedId: "2" });
+    // The bare base of a layered deployment is no upgrade of it: the packages are re-applied.
+    const layered = [{ ...m("1", D("a")), layered: ["hello"] }, m("2", D("b"))];
+    expect(planUpgrade(layered, "1", D("b"), new Set(["1"]))).toMatchObject({ action: "stage" });
+  });
+
   it("needs a booted deployment that came from an image", () => {
     expect(() => planUpgrade([m("1", D("a"))], undefined, D("a"))).toThrow(/not booted from a particle deployment/);
     expect(() => planUpgrade([m("1")], "1", D("a"))).toThrow(/staged from oci:\/l:v1, not from an image/);

@@ -9,6 +9,7 @@ import { withDeploymentMounted } from "../deployments/mounted.ts";
 import { resolveWhere } from "../deployments/where.ts";
 import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
+import { cleanTmp } from "../store/tmp.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 
 const journal = !!process.env.JOURNAL_STREAM;
@@ -37,14 +38,16 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   }
   const l = storeLayout(w.sysroot);
   const lock = acquireLock(l.lock, "finalize", (m) => say(6, m));
-  const mnt = mkdtempSync(join(l.tmp, "finalize-"));
+  let mnt: string | undefined;
   try {
+    cleanTmp(l);
+    mnt = mkdtempSync(join(l.tmp, "finalize-"));
     const r = await withDeploymentMounted(w.sysroot, staged.id, mnt, (tree) => carryOverEtc(w.sysroot, booted.id, staged.id, join(tree, "etc"), "finalize"), (m) => say(4, m));
     say(6, `carried ${r.carried} local /etc changes from deployment ${booted.id} to ${staged.id}`);
     for (const c of r.conflicts) say(4, `/etc/${c.path}: local ${c.local} where deployment ${staged.id} has a ${c.image}; not carried over, saved as ${c.savedAs}`);
     if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
   } finally {
-    rmSync(mnt, { recursive: true, force: true });
+    if (mnt) rmSync(mnt, { recursive: true, force: true });
     lock.release();
   }
 }

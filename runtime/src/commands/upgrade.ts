@@ -11,6 +11,11 @@ import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { reapplyLayers } from "../layer/layer.ts";
 import { policyFromOptions } from "../oci/policy.ts";
+import { particleEntries, readEntries } from "../bootloader/entries.ts";
+import { existsSync } from "node:fs";
+import { acquireLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { cleanTmp } from "../store/tmp.ts";
 import { stage } from "../store/stage.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
@@ -21,13 +26,33 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   const img = parseImageRef(tracked.oci.reference);
   if (!img) throw new Error(`deployment ${tracked.id}: recorded reference ${JSON.stringify(tracked.oci.reference)} is not an image reference`);
   const current = await inspectDigest(img);
-  const plan = planUpgrade(manifests, fromId, current);
+  const boot = stageBootTarget(opts);
+  const withEntry = boot ? new Set(particleEntries(readEntries(boot.esp)).flatMap((e) => (e.deployId ? [e.deployId] : []))) : undefined;
+  const plan = planUpgrade(manifests, fromId, current, withEntry);
   const say = (m: string) => process.stderr.write(`particle: ${m}\n`);
-  if (plan.action === "none" || opts.check) {
+  if (plan.action === "boot" && !opts.check) {
+    say(`${plan.reference} ${plan.digest} is staged as deployment ${plan.stagedId} but has no boot entry (an interrupted upgrade): making it bootable`);
+    const entry = await bootStaged({ ...boot!, id: plan.stagedId, log: say });
+    if (opts.json) process.stdout.write(JSON.stringify({ id: plan.stagedId, reference: plan.reference, sourceDigest: plan.digest, entry }) + "\n");
+    else process.stdout.write(`${plan.stagedId}\n`);
+    return;
+  }
+  if (plan.action === "none" && !opts.check) {
+    // Nothing to stage; still the writer the upgrade timer runs after a crash: clear what a killed
+    // command left in tmp/ (and its mounts) under the lock, as staging would have.
+    const l = storeLayout(w.sysroot);
+    if (existsSync(l.tmp)) {
+      const lock = acquireLock(l.lock, "upgrade", say);
+      try { cleanTmp(l); } finally { lock.release(); }
+    }
+  }
+  if (plan.action !== "stage" || opts.check) {
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ reference: plan.reference, booted: tracked.oci.sourceDigest, available: current, updateAvailable: plan.action === "stage", ...(plan.action === "none" && plan.stagedId ? { stagedId: plan.stagedId } : {}) }) + "\n");
+      process.stdout.write(JSON.stringify({ reference: plan.reference, booted: tracked.oci.sourceDigest, available: current, updateAvailable: plan.action !== "none", ...(plan.action === "none" && plan.stagedId ? { stagedId: plan.stagedId } : {}) }) + "\n");
     } else if (plan.action === "none") {
       say(plan.reason === "current" ? `no update: ${plan.reference} is still ${plan.digest}` : `no update to stage: ${plan.reference} ${plan.digest} is already staged as deployment ${plan.stagedId}`);
+    } else if (plan.action === "boot") {
+      process.stdout.write(`update available: ${plan.reference}\n  booted:    ${tracked.oci.sourceDigest}\n  available: ${plan.digest} (staged as deployment ${plan.stagedId}, no boot entry yet)\n`);
     } else {
       process.stdout.write(`update available: ${plan.reference}\n  booted:    ${plan.from}\n  available: ${plan.to}\n`);
     }

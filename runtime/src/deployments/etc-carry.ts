@@ -11,6 +11,7 @@ import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
 import { deployDir, storeLayout } from "../store/layout.ts";
 import { EtcCarryOver, type EtcConflict } from "./status.ts";
 import { checkpoint } from "../system/die-at.ts";
+import { renameExchange } from "../system/libc.ts";
 
 export type Kind = "file" | "dir" | "symlink" | "whiteout" | "other";
 
@@ -96,15 +97,14 @@ export async function carryOverEtc(sysroot: string, from: string, to: string, im
   }
   await run("sync", ["-f", fresh]);
   checkpoint("etc-carry:copied");
-  // Swap: the new upper is complete and durable before the old one is moved away; recoverUpper
-  // finishes the job after a crash between the renames.
-  const old = `${dst}.old`;
-  if (existsSync(dst)) renameSync(dst, old);
-  checkpoint("etc-carry:old-moved");
-  renameSync(fresh, dst);
+  // Swap in one step: the new upper is complete and durable first, and at no moment is there no
+  // upper (particle-boot mounts /etc from it; finalize runs at shutdown, where a power cut is
+  // likely). Afterwards `fresh` holds the old upper; recoverUpper removes it if a crash comes first.
+  if (existsSync(dst)) renameExchange(fresh, dst);
+  else renameSync(fresh, dst);
   checkpoint("etc-carry:swapped");
   fsyncDir(dirname(dst));
-  rmSync(old, { recursive: true, force: true });
+  rmSync(fresh, { recursive: true, force: true });
   const report = EtcCarryOver.parse({ from, to, at: new Date().toISOString(), phase, carried: entries.length - found.length, conflicts });
   writeFileAtomic(join(toDir, CARRYOVER_FILE), JSON.stringify(report, null, 2) + "\n");
   return report;

@@ -3,7 +3,6 @@
 // its entry, which makes it the default. For `particle stage` (and the QEMU cycle).
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { getArg, splitCmdline, argKey } from "../bls/kargs.ts";
 import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
 import { particleEntries, readEntries } from "../bootloader/entries.ts";
@@ -13,6 +12,9 @@ import { readManifests } from "./read.ts";
 import { withDeploymentMounted } from "./mounted.ts";
 import { checkSpace, freeBytes } from "./space.ts";
 import { initramfsInputsKey, reusableInitramfs } from "./initramfs-reuse.ts";
+import { acquireLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { cleanTmp } from "../store/tmp.ts";
 
 /** Arguments particle sets itself; the rest of the booted entry's options carry over. */
 const OWN_ARGS = new Set(["root", "rw", "ro", "particle.deploy", "particle.image"].map(argKey));
@@ -88,17 +90,23 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
   if (!rootUuid) throw new Error(`deployment ${o.id}: cannot tell the root filesystem UUID (no booted entry with root=UUID=; pass it explicitly)`);
   const extraArgs = o.extraArgs ?? (bootedEntry ? extraArgsOf(bootedEntry.options) : []);
 
-  const work = mkdtempSync(join(tmpdir(), "particle-boot-files-"));
+  // A writer like stage: under the store lock, its work (and the deployments it mounts) under
+  // tmp/, so that the next command unmounts and removes what a kill left.
+  const l = storeLayout(o.sysroot);
+  const lock = acquireLock(l.lock, `making deployment ${o.id} bootable`, o.log);
+  let work: string | undefined;
   try {
-    const kernel = join(work, "vmlinuz");
-    const initrd = join(work, "initrd.img");
-    const mnt = join(work, "mnt");
+    cleanTmp(l);
+    const dir = (work = mkdtempSync(join(l.tmp, "boot-files-")));
+    const kernel = join(dir, "vmlinuz");
+    const initrd = join(dir, "initrd.img");
+    const mnt = join(dir, "mnt");
     mkdirSync(mnt);
     await withDeploymentMounted(o.sysroot, o.id, mnt, async (tree) => {
       const k = pickKernel(tree, manifest.kernel);
       copyFileSync(k.path, kernel);
       if (o.initramfs) copyFileSync(o.initramfs, initrd);
-      else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(work, "booted")))) {
+      else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
         await buildInitramfs(tree, k.kver, initrd, o.log);
       }
       if (o.bootedId && o.bootedId !== o.id) {
@@ -109,7 +117,8 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
     const w = writeDeploymentEntry({ esp: o.esp, manifest, rootUuid, kernel, initrd, extraArgs });
     return { entry: w.file };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
+    lock.release();
   }
 }
 

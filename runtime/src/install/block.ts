@@ -74,12 +74,13 @@ async function waitFor(path: string): Promise<void> {
 }
 
 /** Partitions the disk (a loop device for an image file) and returns its partition devices. */
-export async function partition(t: Target): Promise<Attached> {
+export async function partition(t: Target, onAttach: (loop: string) => void = () => {}): Promise<Attached> {
   let disk = t.path;
   let detach = async () => {};
   if (t.kind === "file") {
     disk = (await run("losetup", ["--find", "--show", "--partscan", t.path])).trim();
     detach = async () => { await run("losetup", ["-d", disk]); };
+    onAttach(disk);
   }
   try {
     await run("sfdisk", ["--quiet", "--wipe", "always", "--wipe-partitions", "always", disk], { input: sfdiskScript() });

@@ -20,6 +20,7 @@ import { assertNotInUse, inspectTarget, makeFilesystems, partition } from "./blo
 import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
 import { stageInto } from "./stage-hook.ts";
 import { buildInitramfs, pickKernel } from "./initramfs.ts";
+import { clearStaleInstalls, recordImage, recordLoop, workDirPrefix } from "./stale.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
 import { checkpoint } from "../system/die-at.ts";
 
@@ -71,6 +72,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   }
   if (o.initramfs && !existsSync(o.initramfs)) throw new Error(`--initramfs ${o.initramfs}: no such file`);
 
+  for (const r of await clearStaleInstalls(tmpdir())) o.log(`removed what a killed install left: ${r}`);
   const target = inspectTarget(o.target);
   await assertNotInUse(target);
   const size = target.kind === "block" ? target.size : Math.max(target.size, o.size ?? (target.size ? 0 : DEFAULT_SIZE));
@@ -82,12 +84,13 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     if (created) closeSync(openSync(o.target, "wx"));
     truncateSync(o.target, size); // sparse
   }
-  const work = mkdtempSync(join(tmpdir(), "particle-install-"));
+  const work = mkdtempSync(join(tmpdir(), workDirPrefix()));
   const undo: Array<() => Promise<void> | void> = [];
   let ok = false;
   try {
     o.log(`partitioning ${o.target} (${(size / 1024 ** 3).toFixed(1)} GiB)`);
-    const disk = await partition({ ...target, size });
+    if (target.kind === "file") recordImage(work, o.target);
+    const disk = await partition({ ...target, size }, (loop) => recordLoop(work, loop, o.target));
     undo.push(() => disk.detach());
     checkpoint("install:partitioned");
     const { espUuid, rootUuid } = await makeFilesystems(disk);

@@ -27,7 +27,7 @@ import { precheckStageSpace } from "./space.ts";
 import { unrepresentableInSquashfs } from "./squashfs-times.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
 import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
-import { unmountTree } from "../mounts/index.ts";
+import { cleanTmp } from "./tmp.ts";
 import { describeSource, materialize, parseSource, type Source } from "./source.ts";
 import { buildOciTree } from "../oci/image-tree.ts";
 import { Progress, type ProgressOut } from "../oci/progress.ts";
@@ -75,14 +75,7 @@ export function initStore(l: StoreLayout, log?: (m: string) => void): void {
   ensureObjectDirs(l);
 }
 
-/** Removes what a crashed command left in tmp/. Only called with the store lock held. */
-export function cleanTmp(l: StoreLayout): void {
-  if (!existsSync(l.tmp)) return;
-  // A killed `particle layer` leaves its mounts (the deployment, the chroot's /proc and /dev) under
-  // tmp/: detach them first, never remove through them.
-  unmountTree(l.tmp, { lazy: true });
-  for (const name of readdirSync(l.tmp)) rmSync(join(l.tmp, name), { recursive: true, force: true });
-}
+export { cleanTmp } from "./tmp.ts";
 
 export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});

@@ -8,7 +8,7 @@
 type Fn = (...args: any[]) => any;
 interface Libc {
   mount: Fn; umount2: Fn; ioctl: Fn; lgetxattr: Fn; llistxattr: Fn; lsetxattr: Fn;
-  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn; lseek: Fn;
+  __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn; lseek: Fn; renameat2: Fn;
 }
 let cached: { sym: Libc; ffi: any } | undefined;
 
@@ -36,6 +36,7 @@ function libc(): { sym: Libc; ffi: any } {
     close: { args: [T.i32], returns: T.i32 },
     flock: { args: [T.i32, T.i32], returns: T.i32 },
     lseek: { args: [T.i32, T.i64, T.i32], returns: T.i64 },
+    renameat2: { args: [T.i32, T.ptr, T.i32, T.ptr, T.u32], returns: T.i32 },
   });
   cached = { sym: lib.symbols as Libc, ffi };
   return cached;
@@ -88,6 +89,15 @@ export function mount(source: string | null, target: string, fstype: string | nu
   if (sym.mount(p(s), ffi.ptr(cstr(target)), p(f), BigInt(flags), p(d)) !== 0) {
     fail(`mount ${fstype ?? ""} ${source ?? "none"} on ${target}${data ? ` (${data})` : ""}`);
   }
+}
+
+const AT_FDCWD = -100;
+const RENAME_EXCHANGE = 2;
+
+/** Swaps two existing paths (files or non-empty directories) in one step: renameat2(RENAME_EXCHANGE). */
+export function renameExchange(a: string, b: string): void {
+  const { sym, ffi } = libc();
+  if (sym.renameat2(AT_FDCWD, ffi.ptr(cstr(a)), AT_FDCWD, ffi.ptr(cstr(b)), RENAME_EXCHANGE) !== 0) fail(`exchanging ${a} and ${b}`);
 }
 
 export function umount(target: string, flags = 0): void {
