@@ -12,7 +12,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { B_MARKER, B_MARKER_TEXT, DEPLOYMENTS_WHOLE, parse, POWER_CUT, timing } from "./lib/cycle.ts";
+import { B_MARKER, B_MARKER_TEXT, CLEANUP_CUT, DEPLOYMENTS_WHOLE, parse, POWER_CUT, timing } from "./lib/cycle.ts";
 import { guestTree, initramfs, sh, type GuestTree } from "./lib/guest.ts";
 import { espEnv, espMenu, installedGrubDisk, onDisk, treeB } from "./lib/grub.ts";
 import { bootDisk, runDisk } from "./lib/ovmf.ts";
@@ -72,14 +72,7 @@ systemctl start particle-bless.service
 env_json | j env
 particle status --json | j status
 particle rollback
-set +e
-PARTICLE_DIE_AT=cleanup:deployment-moved particle cleanup
-kv cleanup-exit "$?"
-set -e
-kv tmp-at-cut "$(ls /sysroot/particle/tmp | wc -l)"
-echo POWER-CUT-NOW
-sleep 900
-`;
+${CLEANUP_CUT}`;
 
 /** Boot 7, after the cut: A boots through GRUB, its deployments are whole, the next cleanup finishes. */
 const AFTER_CLEANUP_CUT = `${PRELUDE}

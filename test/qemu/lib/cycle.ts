@@ -178,17 +178,12 @@ particle status --json | j after
 `;
 
 /**
- * Boot 6, after D failed and systemd-boot fell back to C: cleanup (which frees B and D) is stopped
- * half-way, after it removed the entries and moved the first deployment aside, and the power is cut
- * there (POWER_CUT) with nothing synced since. PARTICLE_DIE_AT is the crash campaign's fault hook
- * (runtime/src/system/die-at.ts): the step is hit on every run, where a timed cut would mostly miss
- * a cleanup that takes a second.
+ * Stops a cleanup half-way, after it removed the entries and moved the first deployment aside, and
+ * has the host cut the power there (POWER_CUT) with nothing synced since. PARTICLE_DIE_AT is the
+ * crash campaign's fault hook (runtime/src/system/die-at.ts): the step is hit on every run, where a
+ * timed cut would mostly miss a cleanup that takes a second.
  */
-export const FALLBACK_CLEANUP_CUT = `${PRELUDE}
-kv marker-c "$(cat /${C_MARKER})"
-particle status
-particle status --json | j status
-set +e
+export const CLEANUP_CUT = `set +e
 PARTICLE_DIE_AT=cleanup:deployment-moved particle cleanup
 kv cleanup-exit "$?"
 set -e
@@ -196,6 +191,16 @@ kv tmp-at-cut "$(ls /sysroot/particle/tmp | wc -l)"
 echo POWER-CUT-NOW
 sleep 900
 `;
+
+/**
+ * Boot 6, after D failed and systemd-boot fell back to C: the cleanup that frees B and D is cut
+ * short by a power cut (CLEANUP_CUT).
+ */
+export const FALLBACK_CLEANUP_CUT = `${PRELUDE}
+kv marker-c "$(cat /${C_MARKER})"
+particle status
+particle status --json | j status
+${CLEANUP_CUT}`;
 
 /**
  * After a power cut, every deployment left is whole: its manifest and its image are there (KV
