@@ -60,14 +60,16 @@ test-host: deps build
 
 # Crash campaigns (test/crash): every writing command SIGKILLed at random moments and at each named
 # checkpoint (PARTICLE_DIE_AT), invariants checked after each kill and after the next command. The
-# seed is printed; PARTICLE_CRASH_SEED=N replays it. test-crash is the full size (25 random kills
-# per command and every checkpoint), test-crash-ci the sample `make test` runs (6 kills per command, 2-3 minutes).
+# seed is fixed and printed (CRASH_SEED=N for another; the same N replays a failure). test-crash is
+# the full size (25 random kills per command and every checkpoint), test-crash-ci the sample
+# `make test` runs (6 kills per command, 2-3 minutes).
 CRASH_KILLS ?= 25
+CRASH_SEED ?= 20261201
 test-crash: deps build
-	PARTICLE_CRASH_KILLS=$(CRASH_KILLS) $(VITEST) run --dir test/crash --no-file-parallelism
+	PARTICLE_CRASH_SEED=$(CRASH_SEED) PARTICLE_CRASH_KILLS=$(CRASH_KILLS) $(VITEST) run --dir test/crash --no-file-parallelism
 
 test-crash-ci: deps build
-	PARTICLE_CRASH_KILLS=2 PARTICLE_CRASH_CHECKPOINTS=4 $(VITEST) run --dir test/crash --no-file-parallelism
+	PARTICLE_CRASH_SEED=$(CRASH_SEED) PARTICLE_CRASH_KILLS=2 PARTICLE_CRASH_CHECKPOINTS=4 $(VITEST) run --dir test/crash --no-file-parallelism
 
 test-qemu: deps build
 	@if [ -d test/qemu ] && ls test/qemu/*.test.ts >/dev/null 2>&1; then \
