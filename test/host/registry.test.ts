@@ -26,6 +26,7 @@ const mounts = new Mounts(sysroot);
 let registry: ChildProcess | undefined;
 let port = 0;
 let host = "";
+let fprA = "";
 const env = () => ({ HOME: home });
 
 const sh = (cmd: string, args: string[], e: Record<string, string> = {}) =>
@@ -93,7 +94,7 @@ beforeAll(async () => {
   writeFileSync(join(conf, "registries.conf"), `[[registry]]\nlocation = "${host}"\ninsecure = true\n`);
   writeFileSync(join(conf, "registries.d/particle-test.yaml"), `docker:\n  ${host}:\n    lookaside: file://${sigs}\n    lookaside-staging: file://${sigs}\n`);
 
-  const fprA = gpgKey(keyA, "signer-a");
+  fprA = gpgKey(keyA, "signer-a");
   const fprB = gpgKey(keyB, "signer-b");
   writeFileSync(join(base, "a.pub"), sh("gpg", ["--export", "--armor", fprA], { GNUPGHOME: keyA }));
   writeFileSync(policy, JSON.stringify({
@@ -103,6 +104,7 @@ beforeAll(async () => {
 
   writeImage(layout, { tag: "v1", layers: [{ tar: release("v1"), compression: "gzip" }] });
   writeImage(layout, { tag: "v2", layers: [{ tar: release("v2"), compression: "gzip" }] });
+  writeImage(layout, { tag: "v3", layers: [{ tar: release("v3"), compression: "gzip" }] });
   push("v1", "os/signed:v1", keyA, fprA);
   push("v1", "os/unsigned:v1");
   push("v1", "os/other:v1", keyB, fprB);
@@ -113,7 +115,6 @@ beforeAll(async () => {
   push("v2", "os/tampered:v1");
   const newDigest = digestOf("os/tampered:v1");
   cpSync(sigDir("os/tampered", signedDigest), sigDir("os/tampered", newDigest), { recursive: true });
-  (globalThis as any).fprA = fprA;
 }, 60_000);
 
 afterAll(() => {
@@ -157,6 +158,44 @@ describe("signed images from a registry", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/image docker:\/\/127\.0\.0\.1:1\/os\/signed:v1: .*connection refused/);
     expect(res.stderr).not.toContain("refused by the signature policy");
+    expect(listing()).toBe(before);
+  });
+});
+
+describe("switch and upgrade against the registry", () => {
+  // The port is known only once beforeAll has run.
+  const tracked = () => `docker://${host}/os/tracked:v1`;
+  const FROM = ["--from", "2"];
+
+  it("switch stages a signed image and records its reference", () => {
+    push("v1", "os/tracked:v1", keyA, fprA);
+    const res = particle(["switch", tracked(), "--sysroot", sysroot, "--json", "--signature-policy", policy], { env: env() });
+    expect(res.code, res.stderr).toBe(0);
+    const j = JSON.parse(res.stdout.trim().split("\n").at(-1)!);
+    expect(j).toMatchObject({ id: "2", source: tracked() });
+    const m = JSON.parse(readFileSync(join(sysroot, "particle/deploy/2/deployment.json"), "utf8"));
+    expect(m.oci).toMatchObject({ reference: tracked(), sourceDigest: digestOf("os/tracked:v1") });
+  });
+
+  it("upgrade stages the tag's new signed image; an unsigned one pushed over it is refused, store unchanged", () => {
+    const none = particle(["upgrade", "--check", "--sysroot", sysroot, "--signature-policy", policy, ...FROM], { env: env() });
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stderr).toContain(`no update: ${tracked()} is still`);
+
+    push("v2", "os/tracked:v1", keyA, fprA);
+    const up = particle(["upgrade", "--sysroot", sysroot, "--json", "--signature-policy", policy, ...FROM], { env: env() });
+    expect(up.code, up.stderr).toBe(0);
+    const j = JSON.parse(up.stdout.trim().split("\n").at(-1)!);
+    expect(j.oci.sourceDigest).toBe(digestOf("os/tracked:v1"));
+    mounts.mount(j.id, join(mnt, j.id));
+    expect(readFileSync(join(mnt, j.id, "etc/release"), "utf8")).toBe("v2\n");
+    mounts.unmount(join(mnt, j.id));
+
+    push("v3", "os/tracked:v1");
+    const before = listing();
+    const bad = particle(["upgrade", "--sysroot", sysroot, "--signature-policy", policy, "--from", j.id], { env: env() });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`image ${tracked()} refused by the signature policy ${policy}: A signature was required, but no signature exists`);
     expect(listing()).toBe(before);
   });
 });
