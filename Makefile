@@ -8,10 +8,12 @@ CACHE ?= $(HOME)/.cache/particle-os
 export PARTICLE_CACHE := $(CACHE)
 
 # Host packages: tests mount real EROFS/overlay/squashfs, compare with ostree and fsverity, build
-# images with umoci and buildah, build trixie guests with mmdebstrap and boot them with QEMU+OVMF.
+# images with umoci and buildah, serve and sign images (docker-registry, gpg), build trixie guests
+# with mmdebstrap and boot them with QEMU+OVMF.
 APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo \
 	squashfs-tools e2fsprogs zstd dosfstools mtools attr gdisk fdisk util-linux xz-utils cpio \
-	systemd-boot-efi systemd-boot binutils python3 grub-efi-amd64-bin grub-common umoci buildah
+	systemd-boot-efi systemd-boot binutils python3 grub-efi-amd64-bin grub-common umoci buildah \
+	docker-registry gpg
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 

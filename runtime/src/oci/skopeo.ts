@@ -1,10 +1,13 @@
 // The system side of fetching images: skopeo copies an image into particle's OCI layout cache
 // (checking signatures against the containers policy as it goes) and reports digests. Every
-// failure names the image and what skopeo said.
+// failure names the image and what skopeo said. Where a registry's signatures live and whether it
+// is reached without TLS is skopeo's own configuration (containers-registries.d(5),
+// containers-registries.conf(5)), read from /etc/containers or $HOME/.config/containers.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import type { ImageRef } from "./transport.ts";
+import { explainCopyFailure } from "./skopeo-errors.ts";
 
 /** Which signature policy skopeo applies (containers-policy.json(5)). */
 export type Policy = { kind: "system" } | { kind: "file"; path: string } | { kind: "insecure" };
@@ -48,11 +51,7 @@ function checkAvailable(img: ImageRef): void {
 
 function explain(img: ImageRef, policy: Policy, e: unknown): Error {
   if (!(e instanceof SkopeoError)) return e as Error;
-  if (/rejected by policy|[Ss]ignature|policy requirement/.test(e.stderr)) {
-    return new Error(`image ${img.ref} refused by the signature policy ${describePolicy(policy)}:\n${e.stderr}`);
-  }
-  if (/[Uu]nknown transport|[Ii]nvalid transport/.test(e.stderr)) return new Error(`image ${img.ref}: this skopeo has no ${img.transport} transport`);
-  return new Error(`fetching image ${img.ref}: ${e.stderr}`);
+  return new Error(explainCopyFailure(img.ref, img.transport, describePolicy(policy), e.stderr));
 }
 
 /** The digest of the image's top-level manifest as its source has it: what `upgrade` compares. */
@@ -84,7 +83,9 @@ export async function copyToLayout(img: ImageRef, cache: string, tag: string, po
   let base = size();
   const timer = setInterval(() => onFetched(Math.max(0, size() - base)), 500);
   try {
-    await skopeo([...policyArgs(policy), "copy", "--quiet", img.ref, `oci:${cache}:${tag}`], `image ${img.ref}`);
+    // The policy is enforced on the source while copying; the signatures themselves cannot be
+    // stored in an OCI layout (skopeo refuses to write them there), and the cache needs none.
+    await skopeo([...policyArgs(policy), "copy", "--quiet", "--remove-signatures", img.ref, `oci:${cache}:${tag}`], `image ${img.ref}`);
   } catch (e) {
     throw explain(img, policy, e);
   } finally {
