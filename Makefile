@@ -28,6 +28,8 @@ deps: .deps-stamp
 	  echo "deps: installing $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@# The package's own registry service (all addresses, :5000) is not wanted: tests start theirs on 127.0.0.1.
+	@systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
 	npm ci --no-audit --no-fund
 	touch $@
 
