@@ -2,8 +2,7 @@
 // read a vfat ESP inside a disk image without mounting it (mtools, offset 1 MiB), and mounting the
 // root partition through a loop device.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 
 export const HOST_SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
@@ -27,17 +26,6 @@ export function makeTinyTree(root: string, opts: { particle?: boolean; kernelByt
     put("usr/bin/particle-boot", "#!/bin/sh\n", 0o755);
     put("usr/lib/dracut/modules.d/90particle/module-setup.sh", "#!/bin/bash\n", 0o755);
   }
-}
-
-/** A cached trixie tree (built by the QEMU tier) with Particle-OS installed and nothing mounted in it. */
-export function findCachedGuestTree(): string | undefined {
-  const cache = process.env.PARTICLE_CACHE || join(homedir(), ".cache", "particle-os");
-  if (!existsSync(cache)) return undefined;
-  const mounts = readFileSync("/proc/self/mountinfo", "utf8");
-  return readdirSync(cache)
-    .filter((n) => n.startsWith("guest-tree-"))
-    .map((n) => join(cache, n))
-    .find((t) => ["usr/bin/particle", "usr/bin/particle-boot", "usr/lib/dracut/modules.d/90particle", "usr/bin/dracut"].every((p) => existsSync(join(t, p))) && !mounts.includes(` ${t}/`));
 }
 
 /** The ESP (partition 1 at 1 MiB) of a disk image, read with mtools. */

@@ -1,6 +1,6 @@
 // particle install --to-disk on the host, as root, with loop devices. A tiny tree with a fake
 // kernel and a ready initramfs (--initramfs) tests the disk layout and every refusal in seconds;
-// the dracut path is tested below when a real trixie tree with Particle-OS is in the QEMU cache.
+// the dracut path is tested below on the real trixie tree with Particle-OS that the QEMU tier boots.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { particle } from "./lib/particle.ts";
 import { getAll, getKey, getOptions, parseEntry } from "../../runtime/src/bls/entry.ts";
 import { parseLoaderConf } from "../../runtime/src/bls/loader-conf.ts";
-import { makeTinyTree, findCachedGuestTree, esp, withRoot, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
+import { makeTinyTree, esp, withRoot, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
+import { guestTree } from "../qemu/lib/guest.ts";
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -179,12 +180,14 @@ describe("install refuses", () => {
   ])("bad arguments %j", (args, msg) => expect(fail(args)).toMatch(msg));
 });
 
-// The dracut step needs a real trixie tree with Particle-OS installed: the QEMU tier builds and
-// caches one. Without it, this block is not defined (said on stderr), rather than skipped.
-const guest = findCachedGuestTree();
-if (!guest) process.stderr.write("install.test: no cached trixie guest tree with Particle-OS under $PARTICLE_CACHE; the dracut install test is not run here (the QEMU tier builds the tree)\n");
-else {
-  describe(`install with dracut from the cached trixie tree ${guest}`, () => {
+// The dracut step needs a real trixie tree with Particle-OS installed: the one the QEMU tier boots
+// (built here on a cold cache, then cached for that tier), never a fake tree.
+describe("install with dracut from the trixie guest tree", () => {
+  let guest: string;
+  beforeAll(async () => {
+    guest = (await guestTree()).dir;
+  }, 1_800_000);
+
     it("builds the initramfs from the deployment's own kernel with the particle module", () => {
       const disk = join(dir, "trixie.img");
       const r = particle(["install", "--to-disk", disk, "--source", `dir:${guest}`, "--size", "4G", "--karg", "console=ttyS0", "--json"]);
@@ -206,5 +209,4 @@ else {
       expect(sha(readFileSync(boot!))).toBe(sha(readFileSync(join(guest, "usr/bin/particle-boot"))));
       expect(getKey(e, "linux")).toBe(`/particle/${sha(readFileSync(join(guest, `boot/vmlinuz-${res.kernel}`)))}/vmlinuz`);
     }, 900_000);
-  });
-}
+});
