@@ -8,7 +8,7 @@ import { objectsOfDeployment } from "../deployments/refs.ts";
 import { requireEsp, resolveWhere } from "../deployments/where.ts";
 import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
-import { cleanTmp } from "../store/stage.ts";
+import { cleanTmp } from "../store/tmp.ts";
 import { secureStore } from "../store/private.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {

@@ -11,7 +11,8 @@ import { kernelVersions } from "../install/initramfs.ts";
 import { listDeployments } from "../store/deployments.ts";
 import { storeLayout, type StoreLayout } from "../store/layout.ts";
 import { acquireLock } from "../store/lock.ts";
-import { cleanTmp, initStore, stage, type StageResult } from "../store/stage.ts";
+import { initStore, stage, type StageResult } from "../store/stage.ts";
+import { cleanTmp } from "../store/tmp.ts";
 import { chrootRun, modulesChanged, withChrootMounts, withLayerRoot } from "./chroot.ts";
 import { aptCommands, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
 

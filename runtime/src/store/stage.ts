@@ -75,8 +75,6 @@ export function initStore(l: StoreLayout, log?: (m: string) => void): void {
   ensureObjectDirs(l);
 }
 
-export { cleanTmp } from "./tmp.ts";
-
 export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
