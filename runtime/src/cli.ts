@@ -6,7 +6,7 @@ import { basename } from "node:path";
 
 export class UsageError extends Error {}
 
-type Action = (args: string[], opts: Record<string, any>) => Promise<void>;
+type Action = (args: string[], opts: Record<string, any>) => Promise<unknown>;
 
 interface CommandSpec {
   name: string;
@@ -44,6 +44,8 @@ export const COMMANDS: CommandSpec[] = [
     description: "Stage the tracked image again if its digest changed (the booted deployment's reference)",
     options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
       ["--check", "Only say whether an update is available"],
+      ["--auto", "As the upgrade timer: do what /etc/particle/upgrade.conf's Policy= says (check, stage or reboot)"],
+      ["--config <file>", "The upgrade policy file for --auto (default /etc/particle/upgrade.conf)"],
       ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
       ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
     load: () => import("./commands/upgrade.ts"),

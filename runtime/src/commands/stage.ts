@@ -5,7 +5,8 @@ import { stageBootTarget } from "../deployments/where.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 
-export default async function (args: string[], opts: Record<string, any>): Promise<void> {
+/** Resolves to the new deployment's id (upgrade records it). */
+export default async function (args: string[], opts: Record<string, any>): Promise<string> {
   const format = RootFormat.safeParse(opts.format);
   if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
   const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
@@ -34,4 +35,5 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     process.stderr.write(`staged deployment ${r.id} (${r.format}, image ${r.imageDigest.slice(0, 12)}…): ${r.objectsAdded} new objects, ${r.bytesAdded} bytes added${entry ? `; boot entry ${entry} is the next default` : ""}\n`);
     process.stdout.write(`${r.id}\n`);
   }
+  return r.id;
 }
