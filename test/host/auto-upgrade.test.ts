@@ -118,3 +118,36 @@ describe("particle upgrade --auto", () => {
     }
   });
 });
+
+describe("particle cleanup prunes the image caches", () => {
+  it("keeps only the blobs and unpacked layers of kept deployments' images", () => {
+    const esp = join(base, "esp");
+    mkdirSync(join(esp, "loader/entries"), { recursive: true });
+    const latest = deployments().map(Number).sort((a, b) => b - a)[0]!.toString();
+    const m = JSON.parse(readFileSync(join(sysroot, "particle/deploy", latest, "deployment.json"), "utf8"));
+    const blobs = () => readdirSync(join(sysroot, "particle/cache/oci/blobs/sha256")).sort();
+    const layers = () => readdirSync(join(sysroot, "particle/cache/oci-layers")).sort();
+    const before = blobs();
+    // Four images of one layer each (manifest, config, layer): everything but the latest goes.
+    expect(before.length).toBeGreaterThanOrEqual(9);
+    const man = JSON.parse(readFileSync(join(sysroot, "particle/cache/oci/blobs/sha256", m.oci.manifestDigest.slice(7)), "utf8"));
+    const want = [m.oci.manifestDigest, man.config.digest, ...man.layers.map((x: any) => x.digest)].map((d: string) => d.slice(7)).sort();
+    const where = ["--sysroot", sysroot, "--esp", esp, "--cmdline", `particle.deploy=${latest}`];
+    const dry = JSON.parse(particle(["cleanup", "--dry-run", "--json", ...where]).stdout);
+    expect(dry.removedCacheBlobs).toBe(before.length - want.length);
+    expect(blobs()).toEqual(before);
+    const r = particle(["cleanup", "--json", ...where]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ kept: [latest], removedCacheBlobs: before.length - want.length });
+    expect(blobs()).toEqual(want);
+    expect(layers()).toEqual(man.layers.map((x: any) => `${x.digest.slice(7)}.json`));
+    const index = JSON.parse(readFileSync(join(sysroot, "particle/cache/oci/index.json"), "utf8"));
+    expect(index.manifests.map((x: any) => x.digest)).toEqual([m.oci.manifestDigest]);
+    expect(particle(["verify", "--sysroot", sysroot]).code).toBe(0);
+    // The pruned cache is still a layout skopeo writes into: the tag's newer image (v4) stages.
+    const again = particle(["stage", REF, "--sysroot", sysroot, "--json"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).oci.sourceDigest).toBe(JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests.at(-1).digest);
+    expect(particle(["verify", "--sysroot", sysroot]).code).toBe(0);
+  });
+});
