@@ -4,6 +4,9 @@ import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
+import { acquireLock, type StoreLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { mkdirSync } from "node:fs";
 
 /** Resolves to the new deployment's id (upgrade records it). */
 export default async function (args: string[], opts: Record<string, any>): Promise<string> {
@@ -18,10 +21,26 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     if (e) throw e;
   }
   const started = performance.now();
+  // One hold of the store lock from staging to the boot entry: between the two, a cleanup (say, by
+  // hand while the upgrade timer runs) would see a deployment that nothing boots and remove it.
+  const sysroot = String(opts.sysroot);
+  let lock: StoreLock | undefined;
+  if (boot) {
+    mkdirSync(storeLayout(sysroot).root, { recursive: true });
+    lock = acquireLock(storeLayout(sysroot).lock, `stage ${args[0]}`, log);
+  }
+  try {
+    return await stageAndBoot(args[0]!, opts, format.data, boot, started, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function stageAndBoot(source: string, opts: Record<string, any>, format: RootFormat, boot: ReturnType<typeof stageBootTarget>, started: number, log: (m: string) => void): Promise<string> {
   const r = await stage({
     sysroot: String(opts.sysroot),
-    source: args[0]!,
-    format: format.data,
+    source,
+    format,
     version: opts.version === undefined ? undefined : String(opts.version),
     log,
     policy: policyFromOptions(opts),

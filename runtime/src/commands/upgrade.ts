@@ -124,6 +124,17 @@ async function upgradeLayered(tracked: Manifest, reference: string, opts: Record
     if (e) throw e;
   }
   const sysroot = String(opts.sysroot);
+  // Held from the base's staging to the boot entry, as in `particle stage`: a cleanup in between
+  // would remove deployments that nothing boots yet.
+  const lock = boot ? acquireLock(storeLayout(sysroot).lock, `upgrade ${reference}`, say) : undefined;
+  try {
+    return await upgradeLayeredLocked(tracked, reference, opts, say, boot, sysroot);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function upgradeLayeredLocked(tracked: Manifest, reference: string, opts: Record<string, any>, say: (m: string) => void, boot: ReturnType<typeof stageBootTarget>, sysroot: string): Promise<string> {
   const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr });
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
   const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, log: say });
