@@ -1,0 +1,103 @@
+// Every shell command of docs/*.md, run for real: the compiled particle, real mounts, real staging
+// of a small OS tree, on a machine that is a chroot with the test's store at /sysroot and the ESP
+// at /boot/efi, its kernel command line bound over /proc/cmdline (lib/machine.ts). So a command a
+// document shows for a booted machine (`particle upgrade`, `particle rollback`) runs exactly as
+// written. `reboot` is the one command that is played rather than run: finalize, then the default
+// entry's command line becomes /proc/cmdline. Placeholders (<DISK>) take the values of PLACEHOLDERS.
+// A shell fence whose commands are not all run, or a shown output line that was not printed,
+// fails the test.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { missingOutput, parseDocFences, substitute, type DocFence } from "../lib/doc-blocks.ts";
+import { addHostShell, ESP, makeMachine, nextBoot, reboot, runOn, setCmdline, SYSROOT, type Machine } from "./lib/machine.ts";
+import { makeTinyTree, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
+import { tarDir, writeImage } from "./lib/oci-layout.ts";
+import { writeDeploymentEntry } from "../../runtime/src/bootloader/deploy-entry.ts";
+import { installSystemdBoot } from "../../runtime/src/bootloader/systemd-boot.ts";
+import { readManifests } from "../../runtime/src/deployments/read.ts";
+
+const DOCS = join(__dirname, "../../docs");
+const KVER = "6.1.0-fake";
+const ROOT_UUID = "0b5c7d2e-1111-4222-8333-944455556666";
+
+/** Test values of the placeholders the documents use. */
+const PLACEHOLDERS: Record<string, string> = {
+  DISK: "/root/disk.img",
+  TREE: "/srv/os-tree",
+  IMAGE: "oci:/srv/images/os:latest",
+  KVER,
+};
+
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const tempDir = (what: string) => {
+  const d = mkdtempSync(`/var/tmp/particle-docs-${what}-`);
+  dirs.push(d);
+  return d;
+};
+
+/** An OS tree with Particle-OS in it (tiny, with a fake kernel), and a shell so that its "dracut"
+ *  (a stand-in that writes a small file: the real dracut path is install.test.ts's) runs in a chroot. */
+function osTree(root: string, release: string): string {
+  makeTinyTree(root, { release, kernelBytes: Buffer.alloc(1_000_000, 5) });
+  addHostShell(root);
+  mkdirSync(join(root, "usr/bin"), { recursive: true });
+  writeFileSync(join(root, "usr/bin/dracut"), "#!/bin/sh\n# dracut ... OUT KVER: the next-to-last argument is the output\nfor a; do o=$p; p=$a; done\necho \"initramfs for $p\" > \"$o\"\n", { mode: 0o755 });
+  return root;
+}
+
+/** A machine booted from deployment 1, staged from IMAGE (release 13); the image has moved on to 13.1 since. */
+function bootedMachine(): Machine {
+  const dir = tempDir("booted");
+  const m = makeMachine(dir);
+  const layout = join(m.root, "srv/images/os");
+  writeImage(layout, { tag: "latest", layers: [{ tar: tarDir(osTree(join(dir, "v13"), "13")), compression: "gzip" }], labels: { "org.opencontainers.image.version": "13" } });
+  const out = runOn(m, `particle stage ${PLACEHOLDERS.IMAGE} --json`);
+  if (out.code !== 0) throw new Error(out.stderr);
+  const esp = join(m.root, ESP.slice(1));
+  installSystemdBoot(esp, HOST_SYSTEMD_BOOT);
+  const manifest = readManifests(join(m.root, SYSROOT.slice(1)))[0]!;
+  const initrd = join(dir, "initrd.img");
+  writeFileSync(initrd, "initramfs for 13\n");
+  writeDeploymentEntry({ esp, manifest, rootUuid: ROOT_UUID, kernel: join(dir, "v13/usr/lib/modules", KVER, "vmlinuz"), initrd, extraArgs: ["quiet"] });
+  setCmdline(m, nextBoot(m).options);
+  writeImage(layout, { tag: "latest", layers: [{ tar: tarDir(osTree(join(dir, "v13.1"), "13.1")), compression: "gzip" }], labels: { "org.opencontainers.image.version": "13.1" } });
+  return m;
+}
+
+/** Runs a document's shell fences in order on `m`; returns what ran, for the count. */
+function runDoc(file: string, m: Machine, table: Record<string, string>): number {
+  const fences: DocFence[] = parseDocFences(readFileSync(join(DOCS, file), "utf8"), file);
+  let ran = 0;
+  for (const f of fences) {
+    for (const c of f.commands) {
+      const where = `${file}:${c.line}`;
+      const cmd = substitute(c.text, table, where);
+      let printed: string;
+      if (cmd === "reboot" || cmd === "systemctl reboot") {
+        printed = `booted deployment ${reboot(m)}\n`;
+      } else {
+        const r = runOn(m, cmd);
+        printed = r.stdout + r.stderr;
+        if (r.code !== 0) throw new Error(`${where}: \`${cmd}\` exited ${r.code}:\n${printed}`);
+      }
+      if (process.env.DOCS_SHOW) process.stderr.write(`--- ${where}: ${cmd}\n${printed}`);
+      const missing = missingOutput(c.expect, printed, table);
+      if (missing.length) throw new Error(`${where}: \`${cmd}\` did not print, in this order:\n  ${missing.join("\n  ")}\nIt printed:\n${printed}`);
+      ran++;
+    }
+  }
+  return ran;
+}
+
+describe("docs/*.md: every shell command runs and prints what the document shows", () => {
+  it("every document is covered below", () => {
+    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "status-schema.md"]);
+  });
+
+  it("daily.md, on a booted machine", () => {
+    const m = bootedMachine();
+    expect(runDoc("daily.md", m, PLACEHOLDERS)).toBeGreaterThan(5);
+  }, 120_000);
+});
