@@ -6,12 +6,13 @@
 // entry's command line becomes /proc/cmdline. Placeholders (<DISK>) take the values of PLACEHOLDERS.
 // A shell fence whose commands are not all run, or a shown output line that was not printed,
 // fails the test.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { missingOutput, parseDocFences, substitute, type DocFence } from "../lib/doc-blocks.ts";
 import { addHostShell, ESP, makeMachine, nextBoot, reboot, runOn, setCmdline, SYSROOT, type Machine } from "./lib/machine.ts";
-import { makeTinyTree, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
+import { esp as espOf, makeTinyTree, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
 import { tarDir, writeImage } from "./lib/oci-layout.ts";
 import { writeDeploymentEntry } from "../../runtime/src/bootloader/deploy-entry.ts";
 import { installSystemdBoot } from "../../runtime/src/bootloader/systemd-boot.ts";
@@ -30,7 +31,12 @@ const PLACEHOLDERS: Record<string, string> = {
 };
 
 const dirs: string[] = [];
-afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+/** Mounts and loop devices to undo, newest last. */
+const undo: Array<() => void> = [];
+afterAll(() => {
+  for (const u of undo.reverse()) u();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 const tempDir = (what: string) => {
   const d = mkdtempSync(`/var/tmp/particle-docs-${what}-`);
   dirs.push(d);
@@ -66,8 +72,22 @@ function bootedMachine(): Machine {
   return m;
 }
 
+/** The machine booting from the disk `install` wrote to <DISK>: its root partition at /sysroot
+ *  through a loop device, its ESP at /efi (where the tree mounts it; copied out with mtools, as the
+ *  host kernel may lack vfat); then the default entry boots. */
+function bootInstalledDisk(m: Machine): string {
+  const disk = join(m.root, PLACEHOLDERS.DISK!.slice(1));
+  const loop = execFileSync("losetup", ["--find", "--show", "--partscan", disk], { encoding: "utf8" }).trim();
+  undo.push(() => execFileSync("losetup", ["-d", loop]));
+  execFileSync("partx", ["--update", loop]);
+  execFileSync("mount", [`${loop}p2`, join(m.root, SYSROOT)]);
+  undo.push(() => execFileSync("umount", [join(m.root, SYSROOT)]));
+  espOf.extract(disk, join(m.root, "efi"));
+  return reboot(m);
+}
+
 /** Runs a document's shell fences in order on `m`; returns what ran, for the count. */
-function runDoc(file: string, m: Machine, table: Record<string, string>): number {
+function runDoc(file: string, m: Machine, table: Record<string, string>, boot = () => reboot(m)): number {
   const fences: DocFence[] = parseDocFences(readFileSync(join(DOCS, file), "utf8"), file);
   let ran = 0;
   for (const f of fences) {
@@ -76,7 +96,7 @@ function runDoc(file: string, m: Machine, table: Record<string, string>): number
       const cmd = substitute(c.text, table, where);
       let printed: string;
       if (cmd === "reboot" || cmd === "systemctl reboot") {
-        printed = `booted deployment ${reboot(m)}\n`;
+        printed = `booted deployment ${boot()}\n`;
       } else {
         const r = runOn(m, cmd);
         printed = r.stdout + r.stderr;
@@ -93,8 +113,14 @@ function runDoc(file: string, m: Machine, table: Record<string, string>): number
 
 describe("docs/*.md: every shell command runs and prints what the document shows", () => {
   it("every document is covered below", () => {
-    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "status-schema.md"]);
+    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "install.md", "status-schema.md"]);
   });
+
+  it("install.md: install from a live system, then the first boot", () => {
+    const m = makeMachine(tempDir("install"));
+    osTree(join(m.root, PLACEHOLDERS.TREE!.slice(1)), "13");
+    expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m))).toBe(4);
+  }, 120_000);
 
   it("daily.md, on a booted machine", () => {
     const m = bootedMachine();

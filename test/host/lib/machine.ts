@@ -81,12 +81,12 @@ export function runOk(m: Machine, command: string): string {
 }
 
 /** What the boot loader starts at the next boot, per `particle status --json` on the machine. */
-export function nextBoot(m: Machine): { id: string; options: string; file: string } {
+export function nextBoot(m: Machine): { id: string; options: string; file: string; esp: string } {
   const h = JSON.parse(runOk(m, "particle status --json"));
   const id: string | null = h.spec.defaultDeployment;
   const d = [h.status.booted, h.status.staged, h.status.rollback, ...h.status.other].find((x: any) => x?.id === id);
   if (!d?.bootEntry) throw new Error(`the next boot has no particle entry (default ${h.status.bootloader.defaultEntry})`);
-  return { id: d.id, options: d.bootEntry.options, file: d.bootEntry.file };
+  return { id: d.id, options: d.bootEntry.options, file: d.bootEntry.file, esp: h.status.bootloader.esp };
 }
 
 /**
@@ -97,7 +97,7 @@ export function nextBoot(m: Machine): { id: string; options: string; file: strin
 export function reboot(m: Machine): string {
   runOk(m, "particle finalize");
   const next = nextBoot(m);
-  const entries = join(m.root, ESP.slice(1), "loader/entries");
+  const entries = join(m.root, next.esp, "loader/entries");
   const blessed = next.file.replace(/\+\d+(-\d+)?\.conf$/, ".conf");
   if (blessed !== next.file) renameSync(join(entries, next.file), join(entries, blessed));
   setCmdline(m, next.options);
