@@ -7,7 +7,7 @@
 // A shell fence whose commands are not all run, or a shown output line that was not printed,
 // fails the test.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { missingOutput, parseDocFences, substitute, type DocFence } from "../lib/doc-blocks.ts";
@@ -67,7 +67,7 @@ function bootedMachine(): Machine {
   const initrd = join(dir, "initrd.img");
   writeFileSync(initrd, "initramfs for 13\n");
   writeDeploymentEntry({ esp, manifest, rootUuid: ROOT_UUID, kernel: join(dir, "v13/usr/lib/modules", KVER, "vmlinuz"), initrd, extraArgs: ["quiet"] });
-  setCmdline(m, nextBoot(m).options);
+  reboot(m);
   writeImage(layout, { tag: "latest", layers: [{ tar: tarDir(osTree(join(dir, "v13.1"), "13.1")), compression: "gzip" }], labels: { "org.opencontainers.image.version": "13.1" } });
   return m;
 }
@@ -113,13 +113,23 @@ function runDoc(file: string, m: Machine, table: Record<string, string>, boot = 
 
 describe("docs/*.md: every shell command runs and prints what the document shows", () => {
   it("every document is covered below", () => {
-    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "install.md", "status-schema.md"]);
+    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "install.md", "status-schema.md", "troubleshooting.md"]);
   });
 
   it("install.md: install from a live system, then the first boot", () => {
     const m = makeMachine(tempDir("install"));
     osTree(join(m.root, PLACEHOLDERS.TREE!.slice(1)), "13");
     expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m))).toBe(4);
+  }, 120_000);
+
+  it("troubleshooting.md: deployment 2 ran out of tries, deployment 1 booted instead", () => {
+    const m = bootedMachine();
+    const staged = runOn(m, "particle upgrade");
+    if (staged.code !== 0) throw new Error(staged.stderr);
+    // What systemd-boot leaves after three tries that never reached boot-complete.target.
+    const entries = join(m.root, ESP, "loader/entries");
+    renameSync(join(entries, "particle-13.1-2+3.conf"), join(entries, "particle-13.1-2+0-3.conf"));
+    expect(runDoc("troubleshooting.md", m, PLACEHOLDERS)).toBe(4);
   }, 120_000);
 
   it("daily.md, on a booted machine", () => {
