@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, 
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { missingOutput, parseDocFences, substitute, type DocFence } from "../lib/doc-blocks.ts";
-import { addHostShell, ESP, makeMachine, nextBoot, reboot, runOn, setCmdline, SYSROOT, type Machine } from "./lib/machine.ts";
+import { addHostShell, ESP, inNamespace, makeMachine, reboot, runOn, stopMachine, SYSROOT, type Machine } from "./lib/machine.ts";
 import { esp as espOf, makeTinyTree, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
 import { tarDir, writeImage } from "./lib/oci-layout.ts";
 import { writeDeploymentEntry } from "../../runtime/src/bootloader/deploy-entry.ts";
@@ -37,6 +37,12 @@ afterAll(() => {
   for (const u of undo.reverse()) u();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+/** A machine stopped after the file's tests (its mounts go with it). */
+const machine = (what: string): Machine => {
+  const m = makeMachine(tempDir(what));
+  undo.push(() => stopMachine(m));
+  return m;
+};
 const tempDir = (what: string) => {
   const d = mkdtempSync(`/var/tmp/particle-docs-${what}-`);
   dirs.push(d);
@@ -55,8 +61,8 @@ function osTree(root: string, release: string): string {
 
 /** A machine booted from deployment 1, staged from IMAGE (release 13); the image has moved on to 13.1 since. */
 function bootedMachine(): Machine {
-  const dir = tempDir("booted");
-  const m = makeMachine(dir);
+  const m = machine("booted");
+  const dir = join(m.root, "..");
   const layout = join(m.root, "srv/images/os");
   writeImage(layout, { tag: "latest", layers: [{ tar: tarDir(osTree(join(dir, "v13"), "13")), compression: "gzip" }], labels: { "org.opencontainers.image.version": "13" } });
   const out = runOn(m, `particle stage ${PLACEHOLDERS.IMAGE} --json`);
@@ -78,10 +84,11 @@ function bootedMachine(): Machine {
 function bootInstalledDisk(m: Machine): string {
   const disk = join(m.root, PLACEHOLDERS.DISK!.slice(1));
   const loop = execFileSync("losetup", ["--find", "--show", "--partscan", disk], { encoding: "utf8" }).trim();
+  // Runs before the machine stops (undo goes newest first): the device is detached once the
+  // namespace, and with it the mount, is gone.
   undo.push(() => execFileSync("losetup", ["-d", loop]));
   execFileSync("partx", ["--update", loop]);
-  execFileSync("mount", [`${loop}p2`, join(m.root, SYSROOT)]);
-  undo.push(() => execFileSync("umount", [join(m.root, SYSROOT)]));
+  inNamespace(m, ["mount", `${loop}p2`, join(m.root, SYSROOT)]);
   espOf.extract(disk, join(m.root, "efi"));
   return reboot(m);
 }
@@ -117,7 +124,7 @@ describe("docs/*.md: every shell command runs and prints what the document shows
   });
 
   it("install.md: install from a live system, then the first boot", () => {
-    const m = makeMachine(tempDir("install"));
+    const m = machine("install");
     osTree(join(m.root, PLACEHOLDERS.TREE!.slice(1)), "13");
     expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m))).toBe(4);
   }, 120_000);

@@ -1,11 +1,12 @@
 // A booted Particle-OS machine on the host, for the docs test: a directory that is `/` for the
 // commands (chroot), holding the physical root at /sysroot and the ESP at /boot/efi as a booted
-// system has them, with the host's /usr and /etc bound in for the tools. Each command runs in its own
-// mount namespace (unshare -m), where the real particle binary is bound onto /opt/particle/bin and a
-// file of the test's is bound over /proc/cmdline: that is how particle learns which deployment is
-// "booted", exactly as on a machine. Nothing it mounts outlives the command.
-import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+// system has them, with the host's /usr and /etc bound in for the tools. The machine is a mount
+// namespace of its own (a `sleep` started by unshare -m holds it), where the real particle binary
+// is bound onto /opt/particle/bin and a file of the test's over /proc/cmdline: that is how particle
+// learns which deployment is "booted", exactly as on a machine. Commands enter it with nsenter, so
+// what one mounts the next sees, and nothing mounted there reaches the host or outlives stop().
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PARTICLE } from "./particle.ts";
 
@@ -14,6 +15,8 @@ export interface Machine {
   root: string;
   /** Kernel command line the next command sees in /proc/cmdline. */
   cmdline: string;
+  /** The process holding the machine's mount namespace. */
+  pid: number;
 }
 
 export interface RunOutput {
@@ -27,8 +30,7 @@ export const ESP = "/boot/efi";
 const BIN = "/opt/particle/bin";
 const PATH = `${BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin`;
 
-// Binds first, then chroot; `set -e` so a failed bind never runs the command against the host.
-const ENTER = `set -e
+const SETUP = `set -e
 R=$1; P=$2
 mount --bind /usr "$R/usr"
 mount --bind /etc "$R/etc"
@@ -37,11 +39,25 @@ mount --rbind /sys "$R/sys"
 mount -t proc proc "$R/proc"
 mount --bind "$R/../cmdline" "$R/proc/cmdline"
 mount --bind "$P" "$R${BIN}/particle"
-shift 2
-exec chroot "$R" /bin/sh -c "$1"
 `;
 
-/** An empty machine (no store yet) under `dir`, which must be empty. */
+const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Starts the process that holds a new mount namespace; returns once it is in it. */
+function holdNamespace(): number {
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "sleep", "infinity"], { stdio: "ignore", detached: true });
+  child.unref();
+  const pid = child.pid!;
+  const ours = readlinkSync("/proc/self/ns/mnt");
+  for (let i = 0; i < 200; i++) {
+    try { if (readlinkSync(`/proc/${pid}/ns/mnt`) !== ours) return pid; } catch { /* not started yet */ }
+    sleepMs(10);
+  }
+  process.kill(pid);
+  throw new Error("unshare --mount did not make a namespace within 2 s");
+}
+
+/** An empty machine (no store yet) under `dir`, which must be empty. Stop it with stopMachine. */
 export function makeMachine(dir: string): Machine {
   const root = join(dir, "root");
   for (const d of ["usr", "etc", "dev", "sys", "proc", "tmp", "var/tmp", "run", "root", "srv", "mnt", BIN.slice(1), SYSROOT.slice(1), ESP.slice(1)]) {
@@ -51,10 +67,27 @@ export function makeMachine(dir: string): Machine {
   for (const l of ["bin", "sbin", "lib", "lib64"]) symlinkSync(`usr/${l}`, join(root, l));
   writeFileSync(join(root, BIN.slice(1), "particle"), "");
   symlinkSync("particle", join(root, BIN.slice(1), "particle-stage"));
-  writeFileSync(join(dir, "enter.sh"), ENTER);
-  const m = { root, cmdline: "" };
+  const m = { root, cmdline: "", pid: holdNamespace() };
   setCmdline(m, "");
+  try {
+    inNamespace(m, ["sh", "-c", SETUP, "setup", root, PARTICLE]);
+  } catch (e) {
+    stopMachine(m);
+    throw e;
+  }
   return m;
+}
+
+/** Ends the namespace, and with it every mount made in it. */
+export function stopMachine(m: Machine): void {
+  try { process.kill(m.pid); } catch { /* already gone */ }
+}
+
+/** Runs a program in the machine's namespace but outside its chroot (host paths); throws on failure. */
+export function inNamespace(m: Machine, argv: string[]): string {
+  const r = spawnSync("nsenter", ["-t", String(m.pid), "-m", ...argv], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${argv.join(" ")} (in the machine's namespace) exited ${r.status}: ${r.stderr}${r.error ?? ""}`);
+  return r.stdout;
 }
 
 export function setCmdline(m: Machine, cmdline: string): void {
@@ -64,7 +97,7 @@ export function setCmdline(m: Machine, cmdline: string): void {
 
 /** Runs a shell command line as root on the machine. */
 export function runOn(m: Machine, command: string, timeoutMs = 120_000): RunOutput {
-  const r = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", join(m.root, "../enter.sh"), m.root, PARTICLE, command], {
+  const r = spawnSync("nsenter", ["-t", String(m.pid), "-m", "chroot", m.root, "/bin/sh", "-c", command], {
     encoding: "utf8",
     timeout: timeoutMs,
     maxBuffer: 1 << 26,
