@@ -25,6 +25,7 @@ const ROOT_UUID = "0b5c7d2e-1111-4222-8333-944455556666";
 /** Test values of the placeholders the documents use. */
 const PLACEHOLDERS: Record<string, string> = {
   DISK: "/root/disk.img",
+  "OLD-ROOT": "/root/old-root.img",
   TREE: "/srv/os-tree",
   IMAGE: "oci:/srv/images/os:latest",
   KVER,
@@ -78,19 +79,48 @@ function bootedMachine(): Machine {
   return m;
 }
 
-/** The machine booting from the disk `install` wrote to <DISK>: its root partition at /sysroot
- *  through a loop device, its ESP at /efi (where the tree mounts it; copied out with mtools, as the
- *  host kernel may lack vfat); then the default entry boots. */
-function bootInstalledDisk(m: Machine): string {
-  const disk = join(m.root, PLACEHOLDERS.DISK!.slice(1));
-  const loop = execFileSync("losetup", ["--find", "--show", "--partscan", disk], { encoding: "utf8" }).trim();
-  // Runs before the machine stops (undo goes newest first): the device is detached once the
-  // namespace, and with it the mount, is gone.
-  undo.push(() => execFileSync("losetup", ["-d", loop]));
-  execFileSync("partx", ["--update", loop]);
+/**
+ * The machine booting from the disk `install` wrote (an image file or a loop device): its root
+ * partition at /sysroot, the store's var/ over /var as particle-boot binds it, the ESP at /efi
+ * (where the tree mounts it; copied out with mtools, as the host kernel may lack vfat); then the
+ * default entry boots.
+ */
+function bootInstalledDisk(m: Machine, disk: string): string {
+  const loop = attached(disk);
   inNamespace(m, ["mount", `${loop}p2`, join(m.root, SYSROOT)]);
+  inNamespace(m, ["mount", "--bind", join(m.root, SYSROOT, "particle/var"), join(m.root, "var")]);
   espOf.extract(disk, join(m.root, "efi"));
   return reboot(m);
+}
+
+const loops = new Map<string, string>();
+/** The loop device of a disk image file, attached with its partitions on first use. */
+function attached(file: string): string {
+  let loop = loops.get(file);
+  if (loop) return loop;
+  loop = execFileSync("losetup", ["--find", "--show", "--partscan", file], { encoding: "utf8" }).trim();
+  // Runs before the machine stops (undo goes newest first): the device is detached once the
+  // namespace, and with it the mount, is gone.
+  undo.push(() => execFileSync("losetup", ["-d", loop!]));
+  // This host's kernel does not scan a loop device's table by itself.
+  execFileSync("partx", ["--update", loop]);
+  loops.set(file, loop);
+  return loop;
+}
+
+/** A Debian install as it was before the move: an ext4 image of its root, with an fstab, a home
+ *  and some state in /var. */
+function oldInstall(m: Machine, image: string): void {
+  const tree = osTree(join(m.root, "../old-tree"), "13");
+  writeFileSync(join(tree, "etc/fstab"), [
+    "UUID=0f0e0d0c-0b0a-4909-8807-060504030201 / ext4 errors=remount-ro 0 1",
+    "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1",
+    "/swapfile none swap sw 0 0", ""].join("\n"));
+  mkdirSync(join(tree, "home/alice"), { recursive: true });
+  writeFileSync(join(tree, "home/alice/notes.txt"), "moved over\n");
+  mkdirSync(join(tree, "var/lib/app"), { recursive: true });
+  writeFileSync(join(tree, "var/lib/app/state"), "42\n");
+  execFileSync("mkfs.ext4", ["-q", "-d", tree, join(m.root, image.slice(1)), "64M"]);
 }
 
 /** Runs a document's shell fences in order on `m`; returns what ran, for the count. */
@@ -120,13 +150,24 @@ function runDoc(file: string, m: Machine, table: Record<string, string>, boot = 
 
 describe("docs/*.md: every shell command runs and prints what the document shows", () => {
   it("every document is covered below", () => {
-    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "install.md", "status-schema.md", "troubleshooting.md"]);
+    expect(readdirSync(DOCS).filter((f) => f.endsWith(".md")).sort()).toEqual(["daily.md", "install.md", "migrate.md", "status-schema.md", "troubleshooting.md"]);
   });
+
+  it("migrate.md: a Debian install copied onto a new disk (an image file)", () => {
+    const m = machine("migrate");
+    oldInstall(m, PLACEHOLDERS["OLD-ROOT"]!);
+    // <NEW-DISK> is an image file (this host's kernel makes no partition devices when a loop
+    // device is partitioned); its root partition is attached when a command first names it,
+    // after install has written it.
+    const table: Record<string, string> = { ...PLACEHOLDERS, "NEW-DISK": "/root/new-disk.img" };
+    Object.defineProperty(table, "NEW-ROOT", { enumerable: true, get: () => `${attached(join(m.root, table["NEW-DISK"]!))}p2` });
+    expect(runDoc("migrate.md", m, table, () => bootInstalledDisk(m, join(m.root, table["NEW-DISK"]!)))).toBe(19);
+  }, 120_000);
 
   it("install.md: install from a live system, then the first boot", () => {
     const m = machine("install");
     osTree(join(m.root, PLACEHOLDERS.TREE!.slice(1)), "13");
-    expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m))).toBe(4);
+    expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m, join(m.root, PLACEHOLDERS.DISK!)))).toBe(4);
   }, 120_000);
 
   it("troubleshooting.md: deployment 2 ran out of tries, deployment 1 booted instead", () => {
