@@ -1,6 +1,7 @@
 // The docs test's markdown parser: which lines are commands, which are shown output, and what is refused.
 import { describe, expect, it } from "vitest";
 import { missingOutput, outputPattern, parseDocFences, substitute } from "../lib/doc-blocks.ts";
+import { particleUsageProblems } from "../lib/cli-usage.ts";
 
 const md = (...lines: string[]) => lines.join("\n");
 
@@ -68,5 +69,24 @@ describe("output checks", () => {
     expect(missingOutput(["one", "three"], printed, {})).toEqual([]);
     expect(missingOutput(["three", "one"], printed, {})).toEqual(["one"]);
     expect(missingOutput(["four"], printed, {})).toEqual(["four"]);
+  });
+});
+
+describe("particle lines the docs show without running them", () => {
+  const commands = [
+    { name: "layer <action> [...packages]", options: [["--from <id>", "…"], ["--json", "…"]] as const },
+    { name: "stage <source>", options: [["--format <format>", "…"]] as const },
+    { name: "status" },
+  ];
+  it.each([
+    ["a known command and option", "particle layer install htop --from 2", []],
+    ["an option with =", "particle layer list --json=true", []],
+    ["--help always", "particle status --help", []],
+    ["particle-stage is stage", "particle-stage dir:/x --format erofs", []],
+    ["not particle at all", "journalctl -b -u particle-root.service", []],
+    ["an unknown command", "particle upgrades", ["particle upgrades: no such command"]],
+    ["an unknown option", "particle layer install htop --onto 3 --yes", ["particle layer: no option --onto", "particle layer: no option --yes"]],
+  ])("%s", (_name, line, want) => {
+    expect(particleUsageProblems(line, commands)).toEqual(want);
   });
 });
