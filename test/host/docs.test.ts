@@ -126,7 +126,7 @@ function oldInstall(m: Machine, image: string): void {
 }
 
 /** The documents whose commands the tests below run. */
-const RUN = ["install.md", "daily.md", "troubleshooting.md", "migrate.md"];
+const RUN = ["install.md", "daily.md", "troubleshooting.md", "migrate.md", "security.md"];
 
 const fencesOf = (file: string): DocFence[] => parseDocFences(readFileSync(join(DOCS, file), "utf8"), file);
 
@@ -198,6 +198,10 @@ describe("docs/*.md: every shell command runs and prints what the document shows
     const entries = join(m.root, ESP, "loader/entries");
     renameSync(join(entries, "particle-13.1-2+3.conf"), join(entries, "particle-13.1-2+0-3.conf"));
     expect(runDoc("troubleshooting.md", m, PLACEHOLDERS)).toBe(4);
+  }, 120_000);
+
+  it("security.md, on a booted machine", () => {
+    expect(runDoc("security.md", bootedMachine(), PLACEHOLDERS)).toBe(3);
   }, 120_000);
 
   it("daily.md, on a booted machine", () => {
