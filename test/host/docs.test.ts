@@ -187,7 +187,7 @@ describe("docs/*.md: every shell command runs and prints what the document shows
   it("install.md: install from a live system, then the first boot", () => {
     const m = machine("install");
     osTree(join(m.root, PLACEHOLDERS.TREE!.slice(1)), "13");
-    expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m, join(m.root, PLACEHOLDERS.DISK!)))).toBe(4);
+    expect(runDoc("install.md", m, PLACEHOLDERS, () => bootInstalledDisk(m, join(m.root, PLACEHOLDERS.DISK!)))).toBe(5);
   }, 120_000);
 
   it("troubleshooting.md: deployment 2 ran out of tries, deployment 1 booted instead", () => {
@@ -197,7 +197,7 @@ describe("docs/*.md: every shell command runs and prints what the document shows
     // What systemd-boot leaves after three tries that never reached boot-complete.target.
     const entries = join(m.root, ESP, "loader/entries");
     renameSync(join(entries, "particle-13.1-2+3.conf"), join(entries, "particle-13.1-2+0-3.conf"));
-    expect(runDoc("troubleshooting.md", m, PLACEHOLDERS)).toBe(4);
+    expect(runDoc("troubleshooting.md", m, PLACEHOLDERS)).toBe(5);
   }, 120_000);
 
   it("security.md, on a booted machine", () => {
