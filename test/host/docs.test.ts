@@ -110,14 +110,16 @@ function attached(file: string): string {
   return loop;
 }
 
-/** A Debian install as it was before the move: an ext4 image of its root, with an fstab, a home
- *  and some state in /var. */
+/** A Debian install as it was before the move: an ext4 image of its root, with an fstab, a swap
+ *  file, a home and some state in /var. */
 function oldInstall(m: Machine, image: string): void {
   const tree = osTree(join(m.root, "../old-tree"), "13");
   writeFileSync(join(tree, "etc/fstab"), [
     "UUID=0f0e0d0c-0b0a-4909-8807-060504030201 / ext4 errors=remount-ro 0 1",
     "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 1",
-    "/swapfile none swap sw 0 0", ""].join("\n"));
+    "/swapfile none swap sw 0 0",
+    "UUID=5e1d2c3b-4a59-4687-9765-a4b3c2d1e0f9 /srv/data ext4 defaults 0 2", ""].join("\n"));
+  writeFileSync(join(tree, "swapfile"), Buffer.alloc(65536));
   mkdirSync(join(tree, "home/alice"), { recursive: true });
   writeFileSync(join(tree, "home/alice/notes.txt"), "moved over\n");
   mkdirSync(join(tree, "var/lib/app"), { recursive: true });
@@ -181,7 +183,7 @@ describe("docs/*.md: every shell command runs and prints what the document shows
     // after install has written it.
     const table: Record<string, string> = { ...PLACEHOLDERS, "NEW-DISK": "/root/new-disk.img" };
     Object.defineProperty(table, "NEW-ROOT", { enumerable: true, get: () => `${attached(join(m.root, table["NEW-DISK"]!))}p2` });
-    expect(runDoc("migrate.md", m, table, () => bootInstalledDisk(m, join(m.root, table["NEW-DISK"]!)))).toBe(19);
+    expect(runDoc("migrate.md", m, table, () => bootInstalledDisk(m, join(m.root, table["NEW-DISK"]!)))).toBe(21);
   }, 120_000);
 
   it("install.md: install from a live system, then the first boot", () => {
