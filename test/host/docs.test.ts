@@ -206,6 +206,6 @@ describe("docs/*.md: every shell command runs and prints what the document shows
   }, 120_000);
 
   it("daily.md, on a booted machine", () => {
-    expect(runDoc("daily.md", bootedMachine(), PLACEHOLDERS)).toBe(13);
+    expect(runDoc("daily.md", bootedMachine(), PLACEHOLDERS)).toBe(14);
   }, 120_000);
 });
