@@ -107,7 +107,6 @@ install: build
 	ln -sf ../particle-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-bless.service
 	install -D -m 0755 grub/15_particle $(DESTDIR)/etc/grub.d/15_particle
 	install -D -m 0644 health/particle-health.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-health.service
-	ln -sf ../particle-health.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-health.service
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system/boot-complete.target.requires
 	ln -sf ../particle-health.service $(DESTDIR)$(PREFIX)/lib/systemd/system/boot-complete.target.requires/particle-health.service
 	install -D -m 0755 health/health.d/10-particle-root $(DESTDIR)$(PREFIX)/lib/particle/health.d/10-particle-root

@@ -2,7 +2,7 @@
 // shipped check health/health.d/10-particle-root with its inputs pointed at files (PARTICLE_HEALTH_*).
 // The QEMU tier runs both on booted guests (test/qemu/cycle.test.ts, grub.test.ts).
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -109,5 +109,41 @@ describe("the shipped check 10-particle-root", () => {
     const r = check({ cmdline: `particle.deploy=3 particle.image=${digest}`, marker: marker("3", digest), units: "# comment\n\nparticle-test-no-such.service\n" });
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/required unit particle-test-no-such\.service is \S+, not active/);
+  });
+});
+
+describe("the units `make install` ships", () => {
+  const REPO = resolve(__dirname, "../..");
+  const dest = join(work, "installed");
+  const units = join(dest, "usr/lib/systemd/system");
+  /** systemd's own verdict on the boot transaction, with the shipped units over the host's stock ones. */
+  const verify = () => spawnSync("systemd-analyze", ["verify", "--man=no", "multi-user.target"], {
+    encoding: "utf8", env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:/usr/lib/systemd/system` },
+  });
+
+  it("put particle-health into boot-complete.target and particle-bless into multi-user.target", () => {
+    const r = spawnSync("make", ["-C", REPO, "-s", "--no-print-directory", "install", `DESTDIR=${dest}`], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readlinkSync(join(units, "boot-complete.target.requires/particle-health.service"))).toBe("../particle-health.service");
+    expect(readlinkSync(join(units, "multi-user.target.wants/particle-bless.service"))).toBe("../particle-bless.service");
+    // Wanted by multi-user.target, it would be ordered both before and after it.
+    expect(existsSync(join(units, "multi-user.target.wants/particle-health.service"))).toBe(false);
+    expect(existsSync(join(dest, "usr/lib/particle/health.d/10-particle-root"))).toBe(true);
+    expect(existsSync(join(dest, "usr/lib/particle/required-units"))).toBe(true);
+  });
+
+  it("form no ordering cycle (one would make systemd drop particle-bless's job: GRUB never blessed)", () => {
+    const r = verify();
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/ordering cycle/i);
+    // The check sees the cycle when it is there: particle-bless with default dependencies (as it
+    // once had) is ordered before multi-user.target, which particle-health comes after.
+    const bless = join(units, "particle-bless.service");
+    const shipped = readFileSync(bless, "utf8");
+    writeFileSync(bless, shipped.replace(/^DefaultDependencies=no\n/m, ""));
+    try {
+      expect(`${verify().stderr}`).toMatch(/Found ordering cycle on particle-(bless|health)\.service/);
+    } finally {
+      writeFileSync(bless, shipped);
+    }
   });
 });
