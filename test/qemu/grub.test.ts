@@ -41,8 +41,8 @@ kv cmdline "$(cat /proc/cmdline)"
 const ON_B = `${PRELUDE}
 kv marker "$(cat /${B_MARKER})"
 particle status --json | j status
-# particle-bless.service runs after boot-complete.target; wait for it, whichever ran first.
-systemctl start particle-bless.service
+# particle-bless.service ran on its own once boot-complete.target was reached: the agent waited
+# for the boot to finish, and nothing starts the unit here.
 kv bless-state "$(systemctl is-active particle-bless.service)"
 journalctl -b -u particle-bless.service -o cat --no-pager | tail -3
 env_json | j env
