@@ -111,6 +111,11 @@ install: build
 	ln -sf ../particle-upgrade.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/timers.target.wants/particle-upgrade.timer
 	install -D -m 0644 runtime/units/upgrade.conf.example $(DESTDIR)$(PREFIX)/share/doc/particle/upgrade.conf.example
 	install -D -m 0755 grub/15_particle $(DESTDIR)/etc/grub.d/15_particle
+	install -D -m 0644 health/particle-health.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-health.service
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system/boot-complete.target.requires
+	ln -sf ../particle-health.service $(DESTDIR)$(PREFIX)/lib/systemd/system/boot-complete.target.requires/particle-health.service
+	install -D -m 0755 health/health.d/10-particle-root $(DESTDIR)$(PREFIX)/lib/particle/health.d/10-particle-root
+	install -D -m 0644 health/required-units $(DESTDIR)$(PREFIX)/lib/particle/required-units
 	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \
 	  cp -a dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \

@@ -139,6 +139,12 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import("./commands/bless.ts"),
   },
   {
+    name: "health",
+    description: "Run the health checks of /usr/lib/particle/health.d and /etc/particle/health.d; non-zero exit if one fails (run by particle-health.service)",
+    options: [["--root <dir>", "Look for the health.d directories under this root", { default: "/" }], JSON_OPT],
+    load: () => import("./commands/health.ts"),
+  },
+  {
     name: "grub-menu",
     description: "Print the GRUB menu generated from the ESP's entries; --write/--mkconfig put the ESP in GRUB mode",
     options: [ESP, CMDLINE,

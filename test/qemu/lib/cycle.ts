@@ -3,7 +3,7 @@
 // the guest from a second disk, reboot into B, roll back, reboot into A, clean up.
 // Expensive inputs are cached under ~/.cache/particle-os, keyed by what they are built from.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cached, fileHash, hashOf } from "./cache.ts";
 import { makeExt4 } from "./disk.ts";
@@ -17,6 +17,14 @@ export const B_MARKER_TEXT = "Particle-OS update B: this file exists only in dep
 /** Update C (the power-cut, fallback and cleanup steps): tree A plus a file of its own. */
 export const C_MARKER = "usr/share/particle-test/update-c";
 export const C_MARKER_TEXT = "Particle-OS update C: staged after a power cut, booted after a failing D\n";
+/**
+ * A health check that always fails (issue 14). The failing update of each bootloader's cycle (D
+ * here, C in grub.test.ts) ships it in its image: the deployment boots, is never marked good, and
+ * its boot loader falls back once its tries are used up.
+ */
+export const FAILING_CHECK = "usr/lib/particle/health.d/50-particle-test-fails";
+export const FAILING_CHECK_TEXT = "#!/bin/sh\necho 'particle-test: this deployment is meant to fail its health check'\nexit 1\n";
+export const FAILING_CHECK_SAYS = "particle-test: this deployment is meant to fail its health check";
 const DISK_SIZE = "4G";
 /** Bump when the install step or the update tree's recipe changes. */
 const CYCLE_VERSION = "1";
@@ -30,6 +38,8 @@ export interface CycleInputs {
   treeB: string;
   /** ext4 image holding tree C, attached as /dev/vdc in the later boots. */
   treeC: string;
+  /** ext4 image holding tree D (C plus FAILING_CHECK), attached as /dev/vdd in boot 4. */
+  treeD: string;
   installLog: string;
 }
 
@@ -56,13 +66,16 @@ async function installedDisk(g: GuestTree, initrd: string, log: (m: string) => v
 }
 
 /** An update: tree A plus one new file, as an ext4 image the guest mounts read-only and stages from. */
-async function updateImage(g: GuestTree, name: string, marker: string, text: string): Promise<string> {
-  return cached(`tree-${name}-${hashOf(CYCLE_VERSION, g.key, marker, text)}.img`, async (out) => {
+async function updateImage(g: GuestTree, name: string, files: Array<[path: string, text: string, mode: number]>): Promise<string> {
+  return cached(`tree-${name}-${hashOf(CYCLE_VERSION, g.key, JSON.stringify(files))}.img`, async (out) => {
     const dir = `${out}.d`;
     try {
       sh("cp", ["-a", "--reflink=auto", g.dir, dir]);
-      mkdirSync(join(dir, marker, ".."), { recursive: true });
-      writeFileSync(join(dir, marker), text);
+      for (const [path, text, mode] of files) {
+        mkdirSync(join(dir, path, ".."), { recursive: true });
+        writeFileSync(join(dir, path), text);
+        chmodSync(join(dir, path), mode);
+      }
       makeExt4(out, dir, 64);
     } finally {
       sh("rm", ["-rf", dir]);
@@ -74,9 +87,10 @@ export async function prepareCycle(log: (m: string) => void = () => {}): Promise
   const g = await guestTree();
   const initrd = await initramfs(g);
   const installed = await installedDisk(g, initrd, log);
-  const treeB = await updateImage(g, "b", B_MARKER, B_MARKER_TEXT);
-  const treeC = await updateImage(g, "c", C_MARKER, C_MARKER_TEXT);
-  return { g, initrd, installed: installed.path, treeB, treeC, installLog: installed.log };
+  const treeB = await updateImage(g, "b", [[B_MARKER, B_MARKER_TEXT, 0o644]]);
+  const treeC = await updateImage(g, "c", [[C_MARKER, C_MARKER_TEXT, 0o644]]);
+  const treeD = await updateImage(g, "d", [[C_MARKER, C_MARKER_TEXT, 0o644], [FAILING_CHECK, FAILING_CHECK_TEXT, 0o755]]);
+  return { g, initrd, installed: installed.path, treeB, treeC, treeD, installLog: installed.log };
 }
 
 /** A working copy of the installed disk (sparse) with fresh EFI variables. */
@@ -152,10 +166,10 @@ sleep 900
 `;
 
 /**
- * Boot 4, after the power cut, on A: nothing of C may exist. Then stage C for real, and D (the same
- * tree) with init=/bin/false, which makes D fail right after the switch to its root.
- * D gets one try instead of three: each failed try is the same ~1-minute boot under TCG, and the
- * counting itself (+3 → +2-1 → …) is systemd-boot's; host tests check that entries get +3.
+ * Boot 4, after the power cut, on A: nothing of C may exist. Then stage C for real (/dev/vdc), and
+ * D (/dev/vdd: C's tree plus FAILING_CHECK), which boots but fails its health check.
+ * D gets one try instead of three: each failed try is the same boot under TCG, and the counting
+ * itself (+3 → +2-1 → …) is systemd-boot's; host tests check that entries get +3.
  */
 export const AFTER_CUT = `${PRELUDE}
 particle status --json | j status
@@ -166,15 +180,35 @@ mkdir -p /run/tree-c && mount -o ro /dev/vdc /run/tree-c
 c=$(particle stage --json dir:/run/tree-c | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
 kv c "$c"
 kv tmp-after-stage "$(ls /sysroot/particle/tmp | wc -l)"
-d=$(particle stage --json dir:/run/tree-c | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
-kv d "$d"
 umount /run/tree-c
-particle kargs "$d" --append init=/bin/false
+mkdir -p /run/tree-d && mount -o ro /dev/vdd /run/tree-d
+d=$(particle stage --json dir:/run/tree-d | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
+kv d "$d"
+umount /run/tree-d
 f=$(grep -lE "particle[.]deploy=$d( |$)" /efi/loader/entries/*.conf)
 mv "$f" "\${f%+3.conf}+1.conf"
 sync
 kv d-entry "$(basename "\${f%+3.conf}+1.conf")"
 particle status --json | j after
+`;
+
+/**
+ * The boot of a deployment whose health check fails (exempt from the harness's health rule): what
+ * became of particle-health, the target it guards and the units that would mark the deployment good.
+ */
+export const HEALTH_FAILED = `
+kv health "$(systemctl is-active particle-health.service || true)"
+kv boot-complete "$(systemctl is-active boot-complete.target || true)"
+kv bless-boot "$(systemctl is-active systemd-bless-boot.service || true)"
+kv particle-bless "$(systemctl is-active particle-bless.service || true)"
+journalctl -b -u particle-health.service -o cat --no-pager | sed 's/^/HEALTH: /'
+`;
+
+/** Boot 5, on D: its health check fails; the entry keeps its spent counter (+0-1). */
+export const D_FAILS = `${PRELUDE}
+particle status --json | j status
+${HEALTH_FAILED}
+kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
 `;
 
 /**

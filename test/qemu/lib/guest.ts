@@ -28,7 +28,7 @@ export const PACKAGES = [
 /** Bump when the base tree's build steps change. */
 const BASE_VERSION = "2";
 /** Bump when the test additions change. */
-const TREE_VERSION = "4";
+const TREE_VERSION = "5";
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
   const env = opts.env ? { ...process.env, ...opts.env } : process.env;
@@ -130,7 +130,7 @@ export async function guestTree(): Promise<GuestTree> {
   const base = await guestBase();
   sh("make", ["-C", REPO, "--no-print-directory", "-s", "build"]);
   const inputs = [base, TREE_VERSION, ...Object.entries(agentFiles()).flat()];
-  for (const f of ["dist/particle", "dist/particle-boot", ...moduleFiles()]) inputs.push(f, await fileHash(join(REPO, f)));
+  for (const f of ["dist/particle", "dist/particle-boot", "Makefile", ...moduleFiles(), ...installedFiles()]) inputs.push(f, await fileHash(join(REPO, f)));
   const key = hashOf(...inputs);
   const dir = await cached(`guest-tree-${key}`, async (tmp) => {
     sh("cp", ["-a", "--reflink=auto", base, tmp]);
@@ -139,6 +139,19 @@ export async function guestTree(): Promise<GuestTree> {
   });
   const kver = kernelVersion(dir);
   return { dir, key, kver, kernel: join(dir, "boot", `vmlinuz-${kver}`) };
+}
+
+/** What `make install` copies besides the binaries and the dracut module: units, health checks. */
+function installedFiles(): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(REPO, rel), { withFileTypes: true }).sort((x, y) => x.name.localeCompare(y.name))) {
+      if (e.isDirectory()) walk(`${rel}/${e.name}`);
+      else out.push(`${rel}/${e.name}`);
+    }
+  };
+  for (const d of ["grub", "systemd-boot", "health"]) walk(d);
+  return out;
 }
 
 function moduleFiles(): string[] {

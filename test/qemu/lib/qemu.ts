@@ -42,6 +42,12 @@ export interface BootOptions {
   timeoutMs?: number;
   /** Stop (kill QEMU) as soon as the console matches this, e.g. a refusal in the initramfs. */
   until?: RegExp;
+  /**
+   * Every boot whose agent reports is required to be healthy: `systemctl is-system-running` says
+   * "running" and no unit failed (boot() throws, naming the failed units). "exempt" is for boots
+   * that are meant to fail (a failing health check, emergency mode); their tests check the state.
+   */
+  health?: "required" | "exempt";
 }
 
 export interface BootResult {
@@ -60,6 +66,10 @@ export interface BootResult {
   timedOut: boolean;
   /** `until` matched. */
   matched: boolean;
+  /** What `systemctl is-system-running --wait` said before the script ran; null without an agent. */
+  systemState: string | null;
+  /** `systemctl --failed` at that moment (unit names). */
+  failedUnits: string[];
 }
 
 // QEMU runs still alive when the test process ends (a test timed out): never leave them behind.
@@ -71,6 +81,23 @@ process.on("exit", () => {
 const READY = /@@PARTICLE-AGENT-READY ([0-9.]+)@@/;
 const EXIT = /@@PARTICLE-AGENT-EXIT (\d+)@@/;
 const LINE = /@@\| ?(.*)$/;
+const SYSTEM = /@@PARTICLE-AGENT-SYSTEM (\S+)@@/;
+const FAILED = /@@PARTICLE-AGENT-FAILED ([^@\n]*)@@/;
+
+/** The agent's verdict on the boot (test/guest/agent/particle-test-agent), from its report. */
+export function bootHealth(report: string): { systemState: string | null; failedUnits: string[] } {
+  const failed = FAILED.exec(report)?.[1]?.trim() ?? "";
+  return { systemState: SYSTEM.exec(report)?.[1] ?? null, failedUnits: failed ? failed.split(/\s+/) : [] };
+}
+
+/** Why a boot that must be healthy is not, or undefined. A boot whose agent never started (a
+ *  timeout, a kernel panic) is its test's to explain. */
+export function unhealthy(r: Pick<BootResult, "systemState" | "failedUnits" | "readyUptime" | "logFile">, name: string): string | undefined {
+  if (r.readyUptime === null && r.systemState === null) return undefined;
+  if (r.systemState === "running" && r.failedUnits.length === 0) return undefined;
+  const failed = r.failedUnits.length ? r.failedUnits.join(", ") : "none";
+  return `${name}: the boot is not healthy: systemctl is-system-running says ${JSON.stringify(r.systemState ?? "(no report)")}, failed units: ${failed} (console log: ${r.logFile})`;
+}
 
 function agentDisk(dir: string, script: string, files: Record<string, string> = {}): string {
   const src = join(dir, "agent");
@@ -98,11 +125,15 @@ export function emulationCrash(consoleText: string): boolean {
 /** One boot; retried once when the guest kernel crashed in early init (emulationCrash). The boot
  *  loader may have spent a try on the crashed attempt, as on real hardware. */
 export async function boot(o: BootOptions): Promise<BootResult> {
-  const r = await bootOnce(o);
-  if (r.matched || !emulationCrash(r.console)) return r;
-  renameSync(r.logFile, r.logFile.replace(/\.log$/, ".crashed.log"));
-  process.stderr.write(`${o.name}: the guest kernel crashed in early init (emulation; see ${r.logFile.replace(/\.log$/, ".crashed.log")}); booting again\n`);
-  return bootOnce(o);
+  let r = await bootOnce(o);
+  if (!r.matched && emulationCrash(r.console)) {
+    renameSync(r.logFile, r.logFile.replace(/\.log$/, ".crashed.log"));
+    process.stderr.write(`${o.name}: the guest kernel crashed in early init (emulation; see ${r.logFile.replace(/\.log$/, ".crashed.log")}); booting again\n`);
+    r = await bootOnce(o);
+  }
+  const why = o.script !== undefined && o.health !== "exempt" ? unhealthy(r, o.name) : undefined;
+  if (why) throw new Error(`${why}\n--- script output ---\n${r.output.split("\n").slice(-30).join("\n")}`);
+  return r;
 }
 
 async function bootOnce(o: BootOptions): Promise<BootResult> {
@@ -192,7 +223,9 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
   });
   const exit = EXIT.exec(source);
   const ready = READY.exec(source) ?? READY.exec(consoleText);
+  const health = bootHealth(SYSTEM.test(source) ? source : consoleText);
   return {
+    ...health,
     output: output.join("\n"),
     exitCode: exit ? Number(exit[1]) : null,
     console: consoleText,
