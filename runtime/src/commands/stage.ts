@@ -1,4 +1,4 @@
-import { RootFormat } from "../manifest.ts";
+import { FormatRequest } from "../kernel/format-choice.ts";
 import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
@@ -6,8 +6,8 @@ import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
-  const format = RootFormat.safeParse(opts.format);
-  if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
+  const format = FormatRequest.safeParse(opts.format);
+  if (!format.success) throw new UsageError(`--format ${opts.format}: expected auto, composefs, erofs or squashfs`);
   const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
   // On a booted system (or with --esp) the deployment also gets its boot entry; check the ESP
   // has room before anything is written, so a full ESP fails before the store changes.
