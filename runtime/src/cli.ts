@@ -3,6 +3,7 @@
 // process.exit: errors propagate to the one catch in main().
 import { cac } from "cac";
 import { basename } from "node:path";
+import { buildInfo, renderVersion } from "./build-info.ts";
 
 export class UsageError extends Error {}
 
@@ -163,7 +164,7 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
   cli.help();
   // Not cli.version(): cac would then claim every command's --version option (stage --version V).
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
-    process.stdout.write(`particle ${VERSION}\n`);
+    process.stdout.write(renderVersion(buildInfo()));
     return 0;
   }
   try {
@@ -183,5 +184,3 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
     return e instanceof UsageError || (e as any)?.name === "CACError" ? 2 : 1;
   }
 }
-
-export const VERSION = "0.1.0";
