@@ -138,6 +138,12 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import("./commands/bless.ts"),
   },
   {
+    name: "doctor",
+    description: "Explain this machine's state: kernel support and bootable formats, free space, orphaned entries and deployments, a quick verify, boot counting, finalize, the last upgrade check",
+    options: [SYSROOT, ESP, JSON_OPT, CMDLINE],
+    load: () => import("./commands/doctor.ts"),
+  },
+  {
     name: "grub-menu",
     description: "Print the GRUB menu generated from the ESP's entries; --write/--mkconfig put the ESP in GRUB mode",
     options: [ESP, CMDLINE,

@@ -28,6 +28,8 @@ export const KernelFacts = z.object({
   modules: z.array(z.string()).nullable(),
   /** Running kernel only: the filesystems it has registered now (/proc/filesystems). */
   filesystems: z.array(z.string()).nullable().default(null),
+  /** Running kernel only: modules loaded or built in, as /sys/module lists them. */
+  loaded: z.array(z.string()).nullable().default(null),
 });
 export type KernelFacts = z.input<typeof KernelFacts>;
 
@@ -74,6 +76,7 @@ function feature(f: KernelFacts, option: string, module: string, fs?: string): C
     return enabled(f.config, option) ? yes(`${option}=${f.config[option]}`) : no(`${option} is not set`);
   }
   if (fs && f.filesystems?.includes(fs)) return yes(`${fs} in /proc/filesystems`);
+  if (f.loaded?.includes(module)) return yes(`${module} in /sys/module`);
   if (f.modules) return f.modules.includes(module) ? yes(`module ${module} present`) : no(`no ${module} module, and no kernel config to say it is built in`);
   return unknown(`no kernel config or module list found for ${f.release}`);
 }

@@ -1,6 +1,6 @@
 // Facts about a kernel, read from a tree (the deployment's own kernel at stage time) or from the
 // running system (`particle doctor`). The judgement is capabilities.ts's; this only reads files.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { parseKernelConfig } from "./config.ts";
 import type { KernelFacts } from "./capabilities.ts";
@@ -39,7 +39,7 @@ export function kernelFactsFromTree(t: TreeView, kver: string): KernelFacts {
     modules = [...new Set([...moduleNames(dep?.toString() ?? ""), ...moduleNames(builtin?.toString() ?? "")])].sort();
     break;
   }
-  return { release: kver, config: configText ? parseKernelConfig(configText.toString()) : null, modules, filesystems: null };
+  return { release: kver, config: configText ? parseKernelConfig(configText.toString()) : null, modules, filesystems: null, loaded: null };
 }
 
 /** Facts about the running kernel: its modules and config as installed in `/`, and what it has registered. */
@@ -49,7 +49,11 @@ export function runningKernelFacts(root = "/"): KernelFacts {
   try {
     filesystems = readFileSync("/proc/filesystems", "utf8").split("\n").map((l) => l.split("\t").at(-1)!.trim()).filter(Boolean);
   } catch { /* not Linux, or no /proc */ }
-  return { ...facts, filesystems };
+  let loaded: string[] | null = null;
+  try {
+    loaded = readdirSync("/sys/module");
+  } catch { /* no sysfs */ }
+  return { ...facts, filesystems, loaded };
 }
 
 /**
