@@ -17,10 +17,13 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-# `particle --version` names the commit and the build time. The time is SOURCE_DATE_EPOCH or the
-# commit's, never now: the same commit builds the same bytes.
-GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- runtime boot 2>/dev/null || echo -dirty)
-BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
+# `particle --version` names the commit and the build time: the last commit that changed what the
+# binary is built from (so commits elsewhere neither change its bytes nor invalidate the QEMU tier's
+# guest cache), "-dirty" when those files have uncommitted changes. The time is SOURCE_DATE_EPOCH
+# or that commit's, never now: the same sources build the same bytes.
+BUILD_PATHS := runtime boot package-lock.json
+GIT_COMMIT := $(or $(shell git log -1 --format=%h --abbrev=12 -- $(BUILD_PATHS) 2>/dev/null),unknown)$(shell git diff --quiet HEAD -- $(BUILD_PATHS) 2>/dev/null || echo -dirty)
+BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct -- $(BUILD_PATHS) 2>/dev/null),0)
 BUILD_TIME := $(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 BUILD_INFO := $(GIT_COMMIT) $(BUILD_TIME)
 
