@@ -48,14 +48,14 @@ function space(path: string | null): Space {
   return { path, freeBytes: d.free, totalBytes: d.total };
 }
 
+/** Kernels and initramfs images sit in directories of their own digests: the largest of each, added. */
 function largestBootPair(esp: string): number {
-  let max = 0;
+  const max: Record<string, number> = {};
   for (const d of listBootDirs(esp)) {
     const dir = join(esp, ESP_DIR, d);
-    const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-    max = Math.max(max, bytes);
+    for (const f of readdirSync(dir)) max[f] = Math.max(max[f] ?? 0, statSync(join(dir, f)).size);
   }
-  return max;
+  return (max["vmlinuz"] ?? 0) + (max["initrd.img"] ?? 0);
 }
 
 /** fs-verity on the store's filesystem, from what an image there answers (the first boot seals them). */
