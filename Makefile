@@ -121,6 +121,11 @@ install: build
 	ln -sf ../particle-finalize.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-finalize.service
 	install -D -m 0644 grub/particle-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-bless.service
 	ln -sf ../particle-bless.service $(DESTDIR)$(PREFIX)/lib/systemd/system/multi-user.target.wants/particle-bless.service
+	install -D -m 0644 runtime/units/particle-upgrade.service $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-upgrade.service
+	install -D -m 0644 runtime/units/particle-upgrade.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/particle-upgrade.timer
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system/timers.target.wants
+	ln -sf ../particle-upgrade.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/timers.target.wants/particle-upgrade.timer
+	install -D -m 0644 runtime/units/upgrade.conf.example $(DESTDIR)$(PREFIX)/share/doc/particle/upgrade.conf.example
 	install -D -m 0755 grub/15_particle $(DESTDIR)/etc/grub.d/15_particle
 	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \

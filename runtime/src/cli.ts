@@ -7,7 +7,7 @@ import { buildInfo, renderVersion } from "./build-info.ts";
 
 export class UsageError extends Error {}
 
-type Action = (args: string[], opts: Record<string, any>) => Promise<void>;
+type Action = (args: string[], opts: Record<string, any>) => Promise<unknown>;
 
 interface CommandSpec {
   name: string;
@@ -45,6 +45,8 @@ export const COMMANDS: CommandSpec[] = [
     description: "Stage the tracked image again if its digest changed (the booted deployment's reference)",
     options: [SYSROOT, ["--format <format>", "auto | composefs | erofs (auto: the newest format the image's own kernel boots)", { default: "auto" }], JSON_OPT,
       ["--check", "Only say whether an update is available"],
+      ["--auto", "As the upgrade timer: do what /etc/particle/upgrade.conf's Policy= says (check, stage or reboot)"],
+      ["--config <file>", "The upgrade policy file for --auto (default /etc/particle/upgrade.conf)"],
       ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
       ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
     load: () => import("./commands/upgrade.ts"),

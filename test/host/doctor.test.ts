@@ -34,7 +34,7 @@ const doctor = (opts: { sysroot?: string; esp?: string; booted?: string } = {}) 
   return { code: r.code, stderr: r.stderr, report: JSON.parse(r.stdout) };
 };
 const find = (report: any, check: string) => report.findings.filter((f: any) => f.check === check);
-const upgradeRecord = () => join(sysroot, "particle/var/lib/particle/upgrade-check.json");
+const upgradeRecord = () => join(sysroot, "particle/upgrade-check.json");
 const tmpfs = (name: string, size: string): string => {
   const m = join(dir, name);
   mkdirSync(m);
@@ -93,8 +93,7 @@ describe("particle doctor on a real sysroot", () => {
   });
 
   it("an upgrade-check record: read, and refused when broken", () => {
-    mkdirSync(join(upgradeRecord(), ".."), { recursive: true });
-    writeFileSync(upgradeRecord(), JSON.stringify({ schema: 1, checkedAt: "2026-12-01T09:00:00Z", reference: "docker://example/os:stable", result: "current" }));
+    writeFileSync(upgradeRecord(), JSON.stringify({ at: "2026-12-01T09:00:00Z", reference: "docker://example/os:stable", result: "current", digest: null, stagedId: null, error: null, policy: "check" }));
     const ok = doctor().report;
     expect(ok.upgradeCheck).toMatchObject({ result: "current" });
     expect(find(ok, "upgrade-check")[0]).toMatchObject({ severity: "ok" });

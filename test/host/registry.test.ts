@@ -65,7 +65,10 @@ const sigDir = (repo: string, digest: string) => join(sigs, `${repo.split(":")[0
  * added, removed or rewritten. Directory mtimes and the lock file's are left out: every command
  * takes the lock and works in tmp/, which moves them without changing what the store holds.
  */
+// The upgrade-check record is meant to change on every upgrade, a refused one included (its own
+// assertions say how); everything else must not.
 const listing = () => sh("find", [sysroot, "-printf", "%y %m %s %T@ %P\\n"]).split("\n")
+  .filter((l) => !l.endsWith(" particle/upgrade-check.json"))
   .map((l) => (/^d |particle\/lock$/.test(l) ? l.replace(/^(\S+ \S+ \S+) \S+/, "$1") : l)).sort().join("\n");
 
 const release = (v: string) => tarBytes([{ path: "etc/", type: "dir", mode: 0o755 }, { path: "etc/release", data: `${v}\n` }]);
@@ -197,5 +200,8 @@ describe("switch and upgrade against the registry", () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`image ${tracked()} refused by the signature policy ${policy}: A signature was required, but no signature exists`);
     expect(listing()).toBe(before);
+    const rec = JSON.parse(readFileSync(join(sysroot, "particle/upgrade-check.json"), "utf8"));
+    expect(rec).toMatchObject({ result: "failed", reference: tracked() });
+    expect(rec.error).toContain("refused by the signature policy");
   });
 });

@@ -4,7 +4,7 @@ import { diagnose, STORE_LOW_BYTES } from "../../runtime/src/doctor/plan.ts";
 import { renderDoctor } from "../../runtime/src/doctor/render.ts";
 import { DoctorReport } from "../../runtime/src/doctor/schema.ts";
 import { parseKernelConfig } from "../../runtime/src/kernel/config.ts";
-import { parseUpgradeCheck } from "../../runtime/src/upgrade-check/record.ts";
+import { parseLastCheck } from "../../runtime/src/auto/last-check.ts";
 
 const GIB = 1024 ** 3;
 const TRIXIE = parseKernelConfig("CONFIG_BLK_DEV_LOOP=m\nCONFIG_OVERLAY_FS=m\nCONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_ZSTD=y\nCONFIG_EROFS_FS=m\nCONFIG_EROFS_FS_BACKED_BY_FILE=y\nCONFIG_FS_VERITY=y\n");
@@ -25,7 +25,7 @@ function healthy(): DoctorFacts {
     bootedId: "1",
     defaultId: "2",
     verify: { imagesChecked: 2, imagesSkipped: 0, objectsChecked: 100, problems: [] },
-    upgradeCheck: { schema: 1, checkedAt: "2026-12-01T09:00:00Z", reference: "docker://example/os:stable", result: "current" },
+    upgradeCheck: { at: "2026-12-01T09:00:00Z", reference: "docker://example/os:stable", result: "current", digest: null, stagedId: null, error: null, policy: "check" },
   };
 }
 const finding = (facts: DoctorFacts, check: string) => diagnose(facts).findings.filter((f) => f.check === check);
@@ -113,17 +113,14 @@ describe("particle doctor's findings", () => {
     expect(finding(rollback, "finalize")[0]).toMatchObject({ severity: "ok" });
   });
 
-  it("the last upgrade check: never, failed, available, unreadable", () => {
+  it("the last upgrade check: never, failed, available, staged, unreadable", () => {
     expect(finding({ ...healthy(), upgradeCheck: null }, "upgrade-check")[0]).toMatchObject({ severity: "info", message: "last upgrade check: never" });
     expect(diagnose({ ...healthy(), upgradeCheck: null }).upgradeCheck).toBeNull();
-    const failed = parseUpgradeCheck(JSON.stringify({ schema: 1, checkedAt: "t", reference: "docker://r", result: "failed", error: "timeout" }), "x");
+    const failed = parseLastCheck(JSON.stringify({ at: "t", reference: "docker://r", result: "failed", digest: null, stagedId: null, error: "timeout", policy: "check" }), "x");
     expect(finding({ ...healthy(), upgradeCheck: failed }, "upgrade-check")[0]).toMatchObject({ severity: "warning", message: expect.stringMatching(/failed: timeout/) });
-    expect(finding({ ...healthy(), upgradeCheck: { ...failed, result: "available", error: undefined } }, "upgrade-check")[0]).toMatchObject({ severity: "info", action: "`particle upgrade` stages it" });
+    expect(finding({ ...healthy(), upgradeCheck: { ...failed, result: "available", error: null } }, "upgrade-check")[0]).toMatchObject({ severity: "info", action: "`particle upgrade` stages it" });
+    expect(finding({ ...healthy(), upgradeCheck: { ...failed, result: "staged", error: null, stagedId: "3" } }, "upgrade-check")[0]).toMatchObject({ severity: "ok", message: expect.stringMatching(/staged docker:\/\/r as deployment 3/) });
     expect(finding({ ...healthy(), upgradeCheck: { unreadable: "bad json" } }, "upgrade-check")[0]).toMatchObject({ severity: "warning" });
-  });
-
-  it("an upgrade-check record with a wrong field is refused, naming the file and the field", () => {
-    expect(() => parseUpgradeCheck('{"schema":1,"checkedAt":"t","reference":"r","result":"maybe"}', "/var/lib/particle/upgrade-check.json")).toThrow(/^\/var\/lib\/particle\/upgrade-check\.json: not an upgrade-check record: result:/);
   });
 
   it("renders for people: the kernel first, then each finding with what to do", () => {

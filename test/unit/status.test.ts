@@ -55,7 +55,7 @@ describe("status: roles from the booted deployment and the entry order", () => {
     const h = status([entry("particle-13-1.conf", "1", 1)], "1", ["1"]);
     const back = Host.parse(JSON.parse(JSON.stringify(h)));
     expect(back.apiVersion).toBe(API_VERSION);
-    expect(Object.keys(back.status).sort()).toEqual(["booted", "bootloader", "other", "rollback", "staged"]);
+    expect(Object.keys(back.status).sort()).toEqual(["booted", "bootloader", "other", "rollback", "staged", "upgradeCheck"]);
     expect(Object.keys(back.status.booted!).sort()).toEqual(["bootEntry", "created", "etcConflicts", "format", "id", "imageDigest", "kernel", "source", "version"]);
   });
 

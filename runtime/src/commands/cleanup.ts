@@ -10,6 +10,7 @@ import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { secureStore } from "../store/private.ts";
+import { readCachePrune, runCachePrune } from "../oci/cache-prune-run.ts";
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
@@ -40,12 +41,18 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
       bootDirs: listBootDirs(esp),
     });
     if (!opts.dryRun) runCleanup(w.sysroot, esp, plan, images);
+    // After the deployments: a kill before this point leaves a cache that is only larger.
+    const keepManifests = new Set(plan.keep.flatMap((id) => { const o = byId.get(id)?.oci; return o ? [o.manifestDigest] : []; }));
+    const cachePlan = readCachePrune(l, keepManifests);
+    if (cachePlan && !opts.dryRun) runCachePrune(l, cachePlan);
     const summary = {
       dryRun: !!opts.dryRun, kept: plan.keep, removedDeployments: plan.removeDeployments, removedEntries: plan.removeEntries,
       removedImages: plan.removeImages.length, removedObjects: plan.removeObjects.length, removedBootDirs: plan.removeBootDirs.length,
+      removedCacheBlobs: cachePlan?.removeBlobFiles.length ?? 0, removedCacheTags: cachePlan?.droppedTags.length ?? 0,
+      removedLayerEntries: cachePlan?.removeLayerEntries.length ?? 0,
     };
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else log(`${opts.dryRun ? "would remove" : "removed"} deployments [${plan.removeDeployments.join(", ")}], ${plan.removeEntries.length} entries, ${plan.removeImages.length} images, ${plan.removeObjects.length} objects, ${plan.removeBootDirs.length} kernel/initramfs dirs; kept [${plan.keep.join(", ")}]`);
+    else log(`${opts.dryRun ? "would remove" : "removed"} deployments [${plan.removeDeployments.join(", ")}], ${plan.removeEntries.length} entries, ${plan.removeImages.length} images, ${plan.removeObjects.length} objects, ${plan.removeBootDirs.length} kernel/initramfs dirs, ${summary.removedCacheBlobs} cached image blobs (${summary.removedCacheTags} tags), ${summary.removedLayerEntries} unpacked-layer entries; kept [${plan.keep.join(", ")}]`);
   } finally {
     lock.release();
   }

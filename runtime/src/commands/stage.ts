@@ -4,8 +4,12 @@ import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
+import { acquireLock, type StoreLock } from "../store/lock.ts";
+import { storeLayout } from "../store/layout.ts";
+import { mkdirSync } from "node:fs";
 
-export default async function (args: string[], opts: Record<string, any>): Promise<void> {
+/** Resolves to the new deployment's id (upgrade records it). */
+export default async function (args: string[], opts: Record<string, any>): Promise<string> {
   const format = FormatRequest.safeParse(opts.format);
   if (!format.success) throw new UsageError(`--format ${opts.format}: expected auto, composefs, erofs or squashfs`);
   const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
@@ -17,10 +21,26 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     if (e) throw e;
   }
   const started = performance.now();
+  // One hold of the store lock from staging to the boot entry: between the two, a cleanup (say, by
+  // hand while the upgrade timer runs) would see a deployment that nothing boots and remove it.
+  const sysroot = String(opts.sysroot);
+  let lock: StoreLock | undefined;
+  if (boot) {
+    mkdirSync(storeLayout(sysroot).root, { recursive: true });
+    lock = acquireLock(storeLayout(sysroot).lock, `stage ${args[0]}`, log);
+  }
+  try {
+    return await stageAndBoot(args[0]!, opts, format.data, boot, started, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function stageAndBoot(source: string, opts: Record<string, any>, format: FormatRequest, boot: ReturnType<typeof stageBootTarget>, started: number, log: (m: string) => void): Promise<string> {
   const r = await stage({
     sysroot: String(opts.sysroot),
-    source: args[0]!,
-    format: format.data,
+    source,
+    format,
     version: opts.version === undefined ? undefined : String(opts.version),
     log,
     policy: policyFromOptions(opts),
@@ -34,4 +54,5 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     process.stderr.write(`staged deployment ${r.id} (${r.format}, image ${r.imageDigest.slice(0, 12)}…): ${r.objectsAdded} new objects, ${r.bytesAdded} bytes added${entry ? `; boot entry ${entry} is the next default` : ""}\n`);
     process.stdout.write(`${r.id}\n`);
   }
+  return r.id;
 }

@@ -7,6 +7,7 @@ import { deployDir, storeLayout } from "../store/layout.ts";
 import { readEntries } from "../bootloader/entries.ts";
 import { LOADER_CONF } from "../bootloader/systemd-boot.ts";
 import { parseLoaderConf } from "../bls/loader-conf.ts";
+import { readLastCheck, type LastCheck } from "../auto/last-check.ts";
 import { buildStatus, type EtcCarryOver, type Host } from "./status.ts";
 import { readCarryOver } from "./etc-carry.ts";
 
@@ -40,5 +41,12 @@ export function readStatus(w: Where): Host {
     const r = readCarryOver(w.sysroot, m.id);
     if (r) etc.set(m.id, r);
   }
-  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp });
+  let upgradeCheck: LastCheck | null = null;
+  try {
+    upgradeCheck = readLastCheck(w.sysroot);
+  } catch (e) {
+    // A damaged record must not stop status (or cleanup, which reads it too): say so and go on.
+    process.stderr.write(`particle: warning: ${(e as Error).message}\n`);
+  }
+  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp, upgradeCheck });
 }

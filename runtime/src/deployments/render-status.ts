@@ -23,6 +23,18 @@ function block(role: string, d: DeploymentStatus, mark: string): string[] {
   return lines;
 }
 
+function upgradeLine(c: Host["status"]["upgradeCheck"]): string {
+  if (!c) return "Last update check: never";
+  const by = c.policy ? ` (timer, policy ${c.policy})` : "";
+  const what = {
+    current: `no update, ${c.reference} is still ${c.digest}`,
+    available: `update available, ${c.reference} ${c.digest} (not staged)`,
+    staged: `staged ${c.reference} ${c.digest} as deployment ${c.stagedId}`,
+    failed: `failed: ${c.error}`,
+  }[c.result];
+  return `Last update check: ${c.at}${by}: ${what}`;
+}
+
 export function renderStatus(h: Host): string {
   const s = h.status;
   const out: string[] = [];
@@ -31,6 +43,7 @@ export function renderStatus(h: Host): string {
   if (s.staged) out.push(...block("Staged (next boot)", s.staged, " "));
   if (s.rollback) out.push(...block("Rollback", s.rollback, " "));
   for (const d of s.other) out.push(...block("Other", d, " "));
+  out.push(upgradeLine(s.upgradeCheck));
   const b = s.bootloader;
   out.push(`Boot loader: ${b.type} on ${b.esp ?? "(no ESP found)"}, default ${b.defaultPattern ?? "-"} → ${b.defaultEntry ?? "none"}`);
   return out.join("\n") + "\n";

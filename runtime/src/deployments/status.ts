@@ -5,6 +5,7 @@ import { DeploymentId, OciOrigin, RootFormat, Sha256Hex, type Manifest } from ".
 import { predictDefault } from "../bls/loader-conf.ts";
 import type { LoadedEntry } from "../bootloader/entries.ts";
 import { getKey } from "../bls/entry.ts";
+import { LastCheck } from "../auto/last-check.ts";
 
 export const API_VERSION = "particle-os.org/v1";
 
@@ -91,6 +92,8 @@ export const Host = z.object({
     rollback: DeploymentStatus.nullable(),
     /** Every other deployment in the store, newest first; `particle cleanup` removes them. */
     other: z.array(DeploymentStatus),
+    /** The last `particle upgrade` (by hand or by particle-upgrade.timer): when, and what it found. Null if none ran yet. */
+    upgradeCheck: LastCheck.nullable(),
     bootloader: z.object({
       type: z.literal("systemd-boot"),
       /** ESP mount point the entries were read from. */
@@ -112,6 +115,7 @@ export interface StatusInput {
   bootedId?: string;
   etc: ReadonlyMap<string, EtcCarryOver>;
   esp?: string;
+  upgradeCheck?: LastCheck | null;
 }
 
 function entryStatus(e: LoadedEntry): BootEntryStatus {
@@ -168,6 +172,7 @@ export function buildStatus(input: StatusInput): Host {
     spec: { defaultDeployment },
     status: {
       booted, staged, rollback, other,
+      upgradeCheck: input.upgradeCheck ?? null,
       bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null },
     },
   });

@@ -1,7 +1,7 @@
 // What `particle doctor` reads off the machine (gather.ts), as plain values for the planner.
 import type { KernelFacts, Support } from "../kernel/capabilities.ts";
 import type { RootFormat } from "../manifest.ts";
-import type { UpgradeCheck } from "../upgrade-check/record.ts";
+import type { LastCheck } from "../auto/last-check.ts";
 import type { Space } from "./schema.ts";
 
 export interface DeploymentFacts {
@@ -47,5 +47,5 @@ export interface DoctorFacts {
   defaultId?: string;
   verify: QuickVerify;
   /** null: no record; an Error message: the record is unreadable. */
-  upgradeCheck: UpgradeCheck | null | { unreadable: string };
+  upgradeCheck: LastCheck | null | { unreadable: string };
 }

@@ -11,7 +11,7 @@ import type { KernelFacts, Support } from "../kernel/capabilities.ts";
 import { readObjectList } from "../store/deployments.ts";
 import { imagePath, objectPath, storeLayout } from "../store/layout.ts";
 import { diskFree, verityState } from "../system/libc.ts";
-import { parseUpgradeCheck, UPGRADE_CHECK_FILE } from "../upgrade-check/record.ts";
+import { lastCheckPath, parseLastCheck } from "../auto/last-check.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import type { DoctorFacts, QuickVerify } from "./facts.ts";
 import type { Space } from "./schema.ts";
@@ -38,7 +38,7 @@ export function gatherDoctorFacts(w: Where, kernel: KernelFacts = runningKernelF
     bootedId: w.bootedId,
     defaultId: status.spec.defaultDeployment ?? undefined,
     verify: quickVerify(w.sysroot),
-    upgradeCheck: readUpgradeCheck(join(l.var, UPGRADE_CHECK_FILE.replace(/^\/var\//, ""))),
+    upgradeCheck: readUpgradeCheck(lastCheckPath(w.sysroot)),
   };
 }
 
@@ -121,7 +121,7 @@ export function quickVerify(sysroot: string): QuickVerify {
 function readUpgradeCheck(path: string): DoctorFacts["upgradeCheck"] {
   if (!existsSync(path)) return null;
   try {
-    return parseUpgradeCheck(readFileSync(path, "utf8"), path);
+    return parseLastCheck(readFileSync(path, "utf8"), path);
   } catch (e) {
     return { unreadable: (e as Error).message };
   }

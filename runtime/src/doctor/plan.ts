@@ -3,7 +3,6 @@
 // shows what was looked at.
 import { formatVerdicts, kernelCapabilities } from "../kernel/capabilities.ts";
 import { mib } from "../deployments/space.ts";
-import { UPGRADE_CHECK_FILE } from "../upgrade-check/record.ts";
 import type { DoctorFacts } from "./facts.ts";
 import { DOCTOR_API_VERSION, DoctorReport, type Finding } from "./schema.ts";
 
@@ -146,9 +145,11 @@ function finalizeFindings(facts: DoctorFacts): Finding[] {
 
 function upgradeCheckFindings(facts: DoctorFacts): Finding[] {
   const uc = facts.upgradeCheck;
-  if (uc === null) return [f("upgrade-check", "info", "last upgrade check: never", `\`particle upgrade --check\`; the timer records its checks in ${UPGRADE_CHECK_FILE}`)];
-  if ("unreadable" in uc) return [f("upgrade-check", "warning", `the upgrade-check record is unreadable: ${uc.unreadable}`, `delete ${UPGRADE_CHECK_FILE}; the next check writes it again`)];
-  if (uc.result === "failed") return [f("upgrade-check", "warning", `the last upgrade check (${uc.checkedAt}, ${uc.reference}) failed: ${uc.error ?? "no reason recorded"}`, "`particle upgrade --check` shows the error; check the network, the registry and the signature policy")];
-  if (uc.result === "available") return [f("upgrade-check", "info", `the last upgrade check (${uc.checkedAt}) found an update of ${uc.reference}`, "`particle upgrade` stages it")];
-  return [f("upgrade-check", "ok", `the last upgrade check (${uc.checkedAt}) found ${uc.reference} current`)];
+  if (uc === null) return [f("upgrade-check", "info", "last upgrade check: never", "`particle upgrade --check`, or enable particle-upgrade.timer; every `particle upgrade` records its check in particle/upgrade-check.json")];
+  if ("unreadable" in uc) return [f("upgrade-check", "warning", `the upgrade-check record is unreadable: ${uc.unreadable}`, "delete it; the next `particle upgrade` writes it again")];
+  const ref = uc.reference ?? "no tracked image";
+  if (uc.result === "failed") return [f("upgrade-check", "warning", `the last upgrade check (${uc.at}, ${ref}) failed: ${uc.error ?? "no reason recorded"}`, "`particle upgrade --check` shows the error; check the network, the registry and the signature policy")];
+  if (uc.result === "available") return [f("upgrade-check", "info", `the last upgrade check (${uc.at}) found an update of ${ref}`, "`particle upgrade` stages it")];
+  if (uc.result === "staged") return [f("upgrade-check", "ok", `the last upgrade check (${uc.at}) staged ${ref} as deployment ${uc.stagedId ?? "?"}`)];
+  return [f("upgrade-check", "ok", `the last upgrade check (${uc.at}) found ${ref} current`)];
 }

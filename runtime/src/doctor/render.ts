@@ -19,7 +19,7 @@ export function renderDoctor(r: DoctorReport): string {
     cap("fs-verity (store)", r.kernel.storeFsVerity),
     `formats: ${r.kernel.formats.map((v) => `${v.format} ${v.boots ? "boots" : "cannot boot"}`).join(", ")}`,
     `booted deployment: ${r.booted ?? "none (not booted from particle)"}`,
-    `last upgrade check: ${r.upgradeCheck ? `${r.upgradeCheck.checkedAt} (${r.upgradeCheck.result})` : "never"}`,
+    `last upgrade check: ${r.upgradeCheck ? `${r.upgradeCheck.at} (${r.upgradeCheck.result})` : "never"}`,
     "",
   ];
   for (const f of r.findings) {

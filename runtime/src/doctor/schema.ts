@@ -3,7 +3,7 @@
 // for help would be asked for.
 import { z } from "zod";
 import { FormatVerdict, KernelCapabilities } from "../kernel/capabilities.ts";
-import { UpgradeCheck } from "../upgrade-check/record.ts";
+import { LastCheck } from "../auto/last-check.ts";
 
 export const DOCTOR_API_VERSION = "particle-os.org/v1";
 
@@ -44,8 +44,8 @@ export const DoctorReport = z.object({
   esp: Space,
   /** The booted deployment (particle.deploy=), null when not booted from particle. */
   booted: z.string().nullable(),
-  /** The last upgrade check; null: never (no record). */
-  upgradeCheck: UpgradeCheck.nullable(),
+  /** The last upgrade check (particle/upgrade-check.json, written by `particle upgrade`); null: never. */
+  upgradeCheck: LastCheck.nullable(),
   findings: z.array(Finding),
 });
 export type DoctorReport = z.infer<typeof DoctorReport>;

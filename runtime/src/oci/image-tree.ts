@@ -38,6 +38,8 @@ export interface OciTree {
 
 /** The layout cache every image is copied into: blobs are shared between images and stagings. */
 export const ociCacheDir = (l: StoreLayout): string => join(l.cache, "oci");
+/** Unpacked layers (layer-cache.ts), by blob digest. */
+export const layerCacheDir = (l: StoreLayout): string => join(l.cache, "oci-layers");
 
 /** One tag per reference: staging the same reference again replaces the tag, the blobs stay. */
 export const cacheTag = (ref: string): string => `ref-${createHash("sha256").update(ref).digest("hex").slice(0, 32)}`;
@@ -57,7 +59,7 @@ export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, 
   const merged: Dir = emptyDir();
   const total = image.layers.reduce((a, x) => a + x.size, 0);
   progress.start(`unpacking ${image.layers.length} layers`, total);
-  const layerCache = new LayerCache(join(l.cache, "oci-layers"));
+  const layerCache = new LayerCache(layerCacheDir(l));
   const known = (d: string) => sink.staged.has(d) || hasObject(l, d);
   let reused = 0;
   for (const [i, layer] of image.layers.entries()) {
