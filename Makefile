@@ -17,7 +17,17 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: all deps build test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
+# `particle --version` names the commit and the build time: the last commit that changed what the
+# binary is built from (so commits elsewhere neither change its bytes nor invalidate the QEMU tier's
+# guest cache), "-dirty" when those files have uncommitted changes. The time is SOURCE_DATE_EPOCH
+# or that commit's, never now: the same sources build the same bytes.
+BUILD_PATHS := runtime boot package-lock.json
+GIT_COMMIT := $(or $(shell git log -1 --format=%h --abbrev=12 -- $(BUILD_PATHS) 2>/dev/null),unknown)$(shell git diff --quiet HEAD -- $(BUILD_PATHS) 2>/dev/null || echo -dirty)
+BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct -- $(BUILD_PATHS) 2>/dev/null),0)
+BUILD_TIME := $(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+BUILD_INFO := $(GIT_COMMIT) $(BUILD_TIME)
+
+.PHONY: FORCE all deps build test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -37,9 +47,15 @@ build: deps dist/particle dist/particle-boot
 
 SOURCES := $(shell find runtime/src boot/src -name '*.ts' 2>/dev/null) package-lock.json
 
-dist/particle: $(SOURCES)
+# Rewritten only when the commit or time changes, so dist/particle is rebuilt exactly then.
+dist/build-info: FORCE
 	@mkdir -p dist
-	$(BUN) build $(BUN_FLAGS) runtime/src/main.ts runtime/src/store/ingest-worker.ts --outfile $@
+	@[ "$$(cat $@ 2>/dev/null)" = "$(BUILD_INFO)" ] || echo "$(BUILD_INFO)" >$@
+
+dist/particle: $(SOURCES) dist/build-info
+	@mkdir -p dist
+	$(BUN) build $(BUN_FLAGS) --define 'PARTICLE_COMMIT="$(GIT_COMMIT)"' --define 'PARTICLE_BUILD_TIME="$(BUILD_TIME)"' \
+	  runtime/src/main.ts runtime/src/store/ingest-worker.ts --outfile $@
 
 dist/particle-boot: $(SOURCES)
 	@mkdir -p dist

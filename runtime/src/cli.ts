@@ -3,6 +3,7 @@
 // process.exit: errors propagate to the one catch in main().
 import { cac } from "cac";
 import { basename } from "node:path";
+import { buildInfo, renderVersion } from "./build-info.ts";
 
 export class UsageError extends Error {}
 
@@ -26,7 +27,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "stage <source>",
     description: "Stage a deployment from dir:PATH, tar:PATH (plain/gzip/zstd), a directory, or an image (docker://, oci:, oci-archive:, docker-archive:, containers-storage:)",
-    options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
+    options: [SYSROOT, ["--format <format>", "auto | composefs | erofs | squashfs (auto: the newest format the deployment's own kernel boots)", { default: "auto" }], JSON_OPT,
       ["--version <version>", "Version string recorded in the manifest"],
       ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
       CMDLINE, SIG_POLICY, NO_VERIFY],
@@ -35,14 +36,14 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "switch <image>",
     description: "Stage an image (docker://, oci:, …) as the next boot; `upgrade` then tracks that reference",
-    options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
+    options: [SYSROOT, ["--format <format>", "auto | composefs | erofs (auto: the newest format the image's own kernel boots)", { default: "auto" }], JSON_OPT,
       ["--version <version>", "Version string recorded in the manifest"], ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
     load: () => import("./commands/switch.ts"),
   },
   {
     name: "upgrade",
     description: "Stage the tracked image again if its digest changed (the booted deployment's reference)",
-    options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
+    options: [SYSROOT, ["--format <format>", "auto | composefs | erofs (auto: the newest format the image's own kernel boots)", { default: "auto" }], JSON_OPT,
       ["--check", "Only say whether an update is available"],
       ["--auto", "As the upgrade timer: do what /etc/particle/upgrade.conf's Policy= says (check, stage or reboot)"],
       ["--config <file>", "The upgrade policy file for --auto (default /etc/particle/upgrade.conf)"],
@@ -111,7 +112,7 @@ export const COMMANDS: CommandSpec[] = [
       ["--source <source>", "dir:PATH, tar:PATH or a directory holding the tree (with particle installed)"],
       ["--size <size>", "Size of a new disk image file (default 8G)"],
       ["--bootloader <name>", "systemd-boot | grub", { default: "systemd-boot" }],
-      ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }],
+      ["--format <format>", "auto | composefs | erofs | squashfs (auto: the newest format the deployment's own kernel boots)", { default: "auto" }],
       ["--version <version>", "Version string recorded in the manifest"],
       ["--karg <arg>", "Extra kernel argument for the entry, e.g. console=ttyS0 (repeatable)"],
       ["--initramfs <file>", "Use this initramfs instead of building one with dracut in the deployment"], JSON_OPT],
@@ -145,6 +146,12 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import("./commands/health.ts"),
   },
   {
+    name: "doctor",
+    description: "Explain this machine's state: kernel support and bootable formats, free space, orphaned entries and deployments, a quick verify, boot counting, finalize, the last upgrade check",
+    options: [SYSROOT, ESP, JSON_OPT, CMDLINE],
+    load: () => import("./commands/doctor.ts"),
+  },
+  {
     name: "grub-menu",
     description: "Print the GRUB menu generated from the ESP's entries; --write/--mkconfig put the ESP in GRUB mode",
     options: [ESP, CMDLINE,
@@ -171,7 +178,7 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
   cli.help();
   // Not cli.version(): cac would then claim every command's --version option (stage --version V).
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
-    process.stdout.write(`particle ${VERSION}\n`);
+    process.stdout.write(renderVersion(buildInfo()));
     return 0;
   }
   try {
@@ -191,5 +198,3 @@ export async function main(argv0: string, argv: string[]): Promise<number> {
     return e instanceof UsageError || (e as any)?.name === "CACError" ? 2 : 1;
   }
 }
-
-export const VERSION = "0.1.0";

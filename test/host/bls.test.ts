@@ -15,7 +15,7 @@ import type { Manifest } from "../../runtime/src/manifest.ts";
 
 const manifest = (id: string, version = "13"): Manifest => ({
   schema: 1, id, format: "composefs", imageDigest: id.repeat(64).slice(0, 64), source: `dir:/t/${id}`,
-  created: "2026-11-25T10:00:00.000Z", version, files: 1, bytes: 1, kernel: "6.1.0-fake",
+  created: "2026-11-25T10:00:00.000Z", version, files: 1, bytes: 1, kernel: "6.12.0-fake",
 });
 
 let dir: string;

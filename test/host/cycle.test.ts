@@ -35,7 +35,7 @@ const stageAndEntry = (root: string, initrdFill: number): string => {
   const initrd = join(dir, `initrd-${r.id}`);
   writeFileSync(initrd, Buffer.alloc(200_000, initrdFill));
   const m = readManifests(sysroot).find((x) => x.id === r.id)!;
-  writeDeploymentEntry({ esp, manifest: m, rootUuid: ROOT_UUID, kernel: join(root, "usr/lib/modules/6.1.0-fake/vmlinuz"), initrd, extraArgs: ["console=ttyS0"] });
+  writeDeploymentEntry({ esp, manifest: m, rootUuid: ROOT_UUID, kernel: join(root, "usr/lib/modules/6.12.0-fake/vmlinuz"), initrd, extraArgs: ["console=ttyS0"] });
   return r.id;
 };
 
@@ -160,7 +160,7 @@ describe("the update cycle", () => {
     // A's initramfs dir is gone, the shared kernel stays.
     expect(existsSync(join(esp, "particle", sha256OfFile(join(dir, `initrd-${A}`))))).toBe(false);
     expect(existsSync(join(esp, "particle", sha256OfFile(join(dir, `initrd-${B}`))))).toBe(true);
-    expect(existsSync(join(esp, "particle", sha256OfFile(join(dir, "a/usr/lib/modules/6.1.0-fake/vmlinuz")), "vmlinuz"))).toBe(true);
+    expect(existsSync(join(esp, "particle", sha256OfFile(join(dir, "a/usr/lib/modules/6.12.0-fake/vmlinuz")), "vmlinuz"))).toBe(true);
     expect(roles(status(B))).toEqual([B, null, C, []]);
     expect(particle(["verify", "--sysroot", sysroot]).code).toBe(0);
     // Nothing more to do.

@@ -100,7 +100,7 @@ describe("the update cycle on a GRUB ESP", () => {
     const initrd = join(dir, `initrd-${r.id}`);
     writeFileSync(initrd, Buffer.alloc(200_000, fill));
     const m = readManifests(sysroot).find((x) => x.id === r.id)!;
-    writeDeploymentEntry({ esp, manifest: m, rootUuid: ROOT_UUID, kernel: join(root, "usr/lib/modules/6.1.0-fake/vmlinuz"), initrd, extraArgs: ["console=ttyS0"] });
+    writeDeploymentEntry({ esp, manifest: m, rootUuid: ROOT_UUID, kernel: join(root, "usr/lib/modules/6.12.0-fake/vmlinuz"), initrd, extraArgs: ["console=ttyS0"] });
     return r.id;
   };
 

@@ -9,7 +9,8 @@ export const HOST_SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
 const shBuf = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 30, env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
 
-/** A few files that look like an OS with Particle-OS installed, a fake kernel 6.1.0-fake. */
+/** A few files that look like an OS with Particle-OS installed, a fake kernel 6.12.0-fake (new enough
+ *  for composefs, the format --format auto then picks). */
 export function makeTinyTree(root: string, opts: { particle?: boolean; kernelBytes?: Buffer; release?: string } = {}): void {
   const put = (p: string, data: string | Buffer, mode = 0o644) => {
     mkdirSync(join(root, p, ".."), { recursive: true });
@@ -20,7 +21,7 @@ export function makeTinyTree(root: string, opts: { particle?: boolean; kernelByt
   put("etc/os-release", `ID=debian\nVERSION_ID=${opts.release ?? "13"}\n`);
   put("etc/hostname", "tiny\n");
   put("etc/ssh/sshd_config", "PermitRootLogin no\n");
-  put("usr/lib/modules/6.1.0-fake/vmlinuz", opts.kernelBytes ?? Buffer.alloc(1_500_000, 1));
+  put("usr/lib/modules/6.12.0-fake/vmlinuz", opts.kernelBytes ?? Buffer.alloc(1_500_000, 1));
   if (opts.particle ?? true) {
     put("usr/bin/particle", "#!/bin/sh\n", 0o755);
     put("usr/bin/particle-boot", "#!/bin/sh\n", 0o755);

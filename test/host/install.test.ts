@@ -42,7 +42,7 @@ describe("install to a disk image file", () => {
     const st = statSync(disk);
     expect(st.size).toBe(2 * 1024 ** 3);
     expect(st.blocks * 512).toBeLessThan(st.size / 4);
-    expect(result).toMatchObject({ deployment: "1", kernel: "6.1.0-fake", entry: "particle-13-1+3.conf" });
+    expect(result).toMatchObject({ deployment: "1", kernel: "6.12.0-fake", entry: "particle-13-1+3.conf" });
   });
 
   it("lays out GPT: 512 MiB ESP, then the root partition filling the disk", () => {
@@ -69,12 +69,12 @@ describe("install to a disk image file", () => {
   it("writes the entry with boot counting, pinned image and root UUID", () => {
     expect(esp.list(disk, "loader/entries")).toEqual(["particle-13-1+3.conf"]);
     const e = parseEntry(esp.read(disk, "loader/entries/particle-13-1+3.conf").toString());
-    expect(getKey(e, "title")).toBe("Particle-OS 13 (deployment 1, 6.1.0-fake)");
+    expect(getKey(e, "title")).toBe("Particle-OS 13 (deployment 1, 6.12.0-fake)");
     expect(getKey(e, "version")).toBe("1");
     expect(getKey(e, "sort-key")).toBe("particle");
     expect(getOptions(e)).toBe(`root=UUID=${result.rootUuid} rw particle.deploy=1 particle.image=${result.imageDigest} console=ttyS0`);
     // The kernel and initramfs the entry names are there, under their own digests.
-    const kernel = readFileSync(join(tree, "usr/lib/modules/6.1.0-fake/vmlinuz"));
+    const kernel = readFileSync(join(tree, "usr/lib/modules/6.12.0-fake/vmlinuz"));
     expect(getKey(e, "linux")).toBe(`/particle/${sha(kernel)}/vmlinuz`);
     expect(getAll(e, "initrd")).toEqual([`/particle/${sha(readFileSync(initrd))}/initrd.img`]);
     expect(esp.read(disk, getKey(e, "linux")!.slice(1)).equals(kernel)).toBe(true);
@@ -87,7 +87,7 @@ describe("install to a disk image file", () => {
       expect(sh("dumpe2fs", ["-h", dev])).toMatch(/features:.*\bverity\b/);
       expect(sh("blkid", ["-p", "-s", "UUID", "-o", "value", dev]).trim()).toBe(result.rootUuid);
       const m = JSON.parse(readFileSync(join(root, "particle/deploy/1/deployment.json"), "utf8"));
-      expect(m).toMatchObject({ id: "1", imageDigest: result.imageDigest, source: `dir:${tree}`, version: "13", kernel: "6.1.0-fake" });
+      expect(m).toMatchObject({ id: "1", imageDigest: result.imageDigest, source: `dir:${tree}`, version: "13", kernel: "6.12.0-fake" });
       const unit = readFileSync(join(root, "particle/deploy/1/etc/upper/systemd/system/efi.mount"), "utf8");
       expect(unit).toContain(`What=/dev/disk/by-uuid/${result.espUuid}`);
       expect(unit).toContain("Where=/efi");

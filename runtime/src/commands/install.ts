@@ -1,4 +1,4 @@
-import { RootFormat } from "../manifest.ts";
+import { FormatRequest } from "../kernel/format-choice.ts";
 import { UsageError } from "../cli.ts";
 import { install } from "../install/install.ts";
 import { parseSize } from "../install/disk.ts";
@@ -9,8 +9,8 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   if (!opts.toDisk) throw new UsageError("--to-disk <image-file|block-device> is required");
   if (!opts.source) throw new UsageError("--source <source> is required (dir:PATH, tar:PATH or a directory)");
   if (opts.bootloader !== "systemd-boot" && opts.bootloader !== "grub") throw new UsageError(`--bootloader ${opts.bootloader}: only systemd-boot and grub are supported`);
-  const format = RootFormat.safeParse(opts.format);
-  if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
+  const format = FormatRequest.safeParse(opts.format);
+  if (!format.success) throw new UsageError(`--format ${opts.format}: expected auto, composefs, erofs or squashfs`);
   const r = await install({
     target: String(opts.toDisk),
     source: String(opts.source),

@@ -1,4 +1,4 @@
-import { RootFormat } from "../manifest.ts";
+import { FormatRequest } from "../kernel/format-choice.ts";
 import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
@@ -10,8 +10,8 @@ import { mkdirSync } from "node:fs";
 
 /** Resolves to the new deployment's id (upgrade records it). */
 export default async function (args: string[], opts: Record<string, any>): Promise<string> {
-  const format = RootFormat.safeParse(opts.format);
-  if (!format.success) throw new UsageError(`--format ${opts.format}: expected composefs, erofs or squashfs`);
+  const format = FormatRequest.safeParse(opts.format);
+  if (!format.success) throw new UsageError(`--format ${opts.format}: expected auto, composefs, erofs or squashfs`);
   const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
   // On a booted system (or with --esp) the deployment also gets its boot entry; check the ESP
   // has room before anything is written, so a full ESP fails before the store changes.
@@ -36,7 +36,7 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   }
 }
 
-async function stageAndBoot(source: string, opts: Record<string, any>, format: RootFormat, boot: ReturnType<typeof stageBootTarget>, started: number, log: (m: string) => void): Promise<string> {
+async function stageAndBoot(source: string, opts: Record<string, any>, format: FormatRequest, boot: ReturnType<typeof stageBootTarget>, started: number, log: (m: string) => void): Promise<string> {
   const r = await stage({
     sysroot: String(opts.sysroot),
     source,

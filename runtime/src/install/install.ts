@@ -3,7 +3,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, closeSync, openSync, copyFileSync, cpSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RootFormat } from "../manifest.ts";
+import type { FormatRequest } from "../kernel/format-choice.ts";
+import { FORMAT_PREFERENCE } from "../kernel/capabilities.ts";
+import { bootKernel } from "../kernel/probe.ts";
+import { resolveFormat } from "../kernel/resolve.ts";
+import { dirView } from "../kernel/tree-view.ts";
 import { run } from "../system/exec.ts";
 import { MNT_DETACH, mount, umount, syncfsPath } from "../system/libc.ts";
 import { checkSpace } from "../deployments/space.ts";
@@ -34,7 +38,8 @@ export interface InstallOptions {
   source: string;
   /** Size of a disk image file to create (or grow to); ignored for block devices. */
   size?: number;
-  format: RootFormat;
+  /** "auto": the newest format the tree's own kernel can boot. */
+  format: FormatRequest;
   version?: string;
   /** A ready initramfs to use instead of running dracut in the deployment. */
   initramfs?: string;
@@ -66,9 +71,12 @@ async function treeBytes(dir: string): Promise<number> {
 
 export async function install(o: InstallOptions): Promise<InstallResult> {
   const dir = sourceDir(o.source);
+  let format: FormatRequest = o.format;
   if (dir) {
     const missing = missingParticleFiles(dir);
     if (missing.length) throw treeCheckError(o.source, missing);
+    // Before the disk is touched: a format the tree's kernel cannot boot is refused here.
+    format = resolveFormat(o.format, dirView(dir), bootKernel(dirView(dir)), FORMAT_PREFERENCE, o.log);
   }
   if (o.initramfs && !existsSync(o.initramfs)) throw new Error(`--initramfs ${o.initramfs}: no such file`);
 
@@ -105,7 +113,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     checkpoint("install:root-mounted");
 
     o.log(`staging ${o.source}`);
-    const staged = await stageInto(root, o.source, o.format, o.version, o.log);
+    const staged = await stageInto(root, o.source, format, o.version, o.log);
     checkpoint("install:staged");
     const manifest = readManifests(root).find((m) => m.id === staged.id);
     if (!manifest) throw new Error(`staging reported deployment ${staged.id} but ${root}/particle/deploy has no manifest for it`);

@@ -35,13 +35,19 @@ import type { Policy } from "../oci/skopeo.ts";
 import { INSECURE_WARNING } from "../oci/policy.ts";
 import type { ImageRef } from "../oci/transport.ts";
 import { checkpoint } from "../system/die-at.ts";
+import type { FormatRequest } from "../kernel/format-choice.ts";
+import { FORMAT_PREFERENCE } from "../kernel/capabilities.ts";
+import { resolveFormat } from "../kernel/resolve.ts";
+import { bootKernel } from "../kernel/probe.ts";
+import { dirView, inodeView } from "../kernel/tree-view.ts";
 
 const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
 
 export interface StageOptions {
   sysroot: string;
   source: string;
-  format: RootFormat;
+  /** "auto": the newest format the tree's own kernel can boot (kernel/format-choice.ts). */
+  format: FormatRequest;
   version?: string;
   log?: (msg: string) => void;
   /** The caller holds the store lock and cleaned tmp/ itself (particle layer stages a mount under tmp/). */
@@ -102,12 +108,12 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const prepared = src.kind === "oci"
     ? await prepareImage(l, opts, work, src.image, log)
     : await prepareDir(l, opts, work, src, log, at);
-  const { root, staged } = prepared;
+  const { root, staged, format } = prepared;
   addMountPoints(root);
 
-  if (opts.format === "composefs") {
+  if (format === "composefs") {
     await writeErofs(composefsTree(root), image, { mode: "metadata" });
-  } else if (opts.format === "erofs") {
+  } else if (format === "erofs") {
     await writeErofs(root, image, { mode: "full" });
   } else {
     const bad = unrepresentableInSquashfs(root);
@@ -115,9 +121,9 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     await mksquashfs(prepared.treeDir!, image);
   }
 
-  const imageDigest = opts.format === "squashfs" ? sha256File(image) : digestFile(image);
-  log(`[${at()}] wrote the ${opts.format} image (${statSync(image).size} bytes)`);
-  const imageFinal = imagePath(l, imageDigest, opts.format);
+  const imageDigest = format === "squashfs" ? sha256File(image) : digestFile(image);
+  log(`[${at()}] wrote the ${format} image (${statSync(image).size} bytes)`);
+  const imageFinal = imagePath(l, imageDigest, format);
   // A full image holds every file's bytes; a metadata image, every name and xattr.
   chmodSync(image, CONTENT_MODE);
   let bytesAdded = prepared.bytesAdded;
@@ -136,7 +142,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const manifest: Manifest = {
     schema: 1,
     id,
-    format: opts.format,
+    format,
     imageDigest,
     source: sourceName,
     created: new Date().toISOString(),
@@ -151,7 +157,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   mkdirSync(join(dep, "etc", "upper"), { recursive: true });
   mkdirSync(join(dep, "etc", "work"), { recursive: true });
   writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
-  if (opts.format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(root)));
+  if (format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(root)));
   syncfsPath(l.root);
   checkpoint("stage:deployment-written");
   // 4. The deployment appears in one rename.
@@ -160,7 +166,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   fsyncDir(l.deploy);
   prepared.cache?.save();
   return {
-    id, format: opts.format, imageDigest, objectsAdded: prepared.objectsAdded, bytesAdded, files: prepared.fileCount,
+    id, format, imageDigest, objectsAdded: prepared.objectsAdded, bytesAdded, files: prepared.fileCount,
     bytes: prepared.totalBytes, source: sourceName, filesReused: prepared.filesReused,
     ...(prepared.oci ? { oci: prepared.oci } : {}),
   };
@@ -169,6 +175,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
 /** A tree ready to be imaged: file contents already digested, new objects staged under work/. */
 interface Prepared {
   root: Inode;
+  /** Chosen for the tree's own kernel once the tree could be read. */
+  format: RootFormat;
   /** digest → staged temp file, for objects the store does not have. */
   staged: Map<string, string>;
   objectsAdded: number;
@@ -186,9 +194,11 @@ interface Prepared {
 
 async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src: Exclude<Source, { kind: "oci" }>, log: (m: string) => void, at: () => string): Promise<Prepared> {
   const treeDir = await materialize(src, work);
+  const kernel = bootKernel(dirView(treeDir));
+  const format = resolveFormat(opts.format, dirView(treeDir), kernel, FORMAT_PREFERENCE, log);
   const scan = scanTree(treeDir);
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
-  const short = precheckStageSpace(opts.format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
+  const short = precheckStageSpace(format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
   if (short) throw short;
   let objectsAdded = 0;
   let bytesAdded = 0;
@@ -197,7 +207,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time: no cache.
   const cache = src.kind === "dir" && !opts.lockHeld ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
 
-  if (opts.format === "composefs") {
+  if (format === "composefs") {
     mkdirSync(join(work, "objects"));
     const todo: IngestRequest[] = [];
     const todoInodes: Inode[] = [];
@@ -233,8 +243,8 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects`);
   }
   return {
-    root: scan.root, staged, objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
-    version: osVersion(treeDir), kernel: findKernel(treeDir), treeDir, cache,
+    format, root: scan.root, staged, objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
+    version: osVersion(treeDir), kernel, treeDir, cache,
   };
 }
 
@@ -247,18 +257,21 @@ async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, im
   const policy = opts.policy ?? { kind: "system" };
   if (policy.kind === "insecure") (opts.progressOut ?? { write: (m: string) => log(m) }).write(`${INSECURE_WARNING}\n`);
   const t = await buildOciTree(l, img, work, policy, new Progress(opts.progressOut ?? { write: () => true }), log);
-  if (opts.format === "erofs") {
+  const view = inodeView(t.root, (d) => t.sink.pathOf(d, (x) => objectPath(l, x)));
+  const format = resolveFormat(opts.format, view, t.kernel, IMAGE_FORMATS, log);
+  if (format === "erofs") {
     for (const inode of fileInodes(t.root)) {
       const d = inode.data as { kind: "object"; digest: string };
       if (inode.size > 0) inode.data = { kind: "path", path: Buffer.from(t.sink.pathOf(d.digest, (x) => objectPath(l, x))) };
     }
   }
   return {
+    format,
     root: t.root,
     // A full erofs image carries the bytes itself: the staged objects are only its input.
-    staged: opts.format === "composefs" ? t.sink.staged : new Map(),
-    objectsAdded: opts.format === "composefs" ? t.sink.objectsAdded : 0,
-    bytesAdded: opts.format === "composefs" ? t.sink.bytesAdded : 0,
+    staged: format === "composefs" ? t.sink.staged : new Map(),
+    objectsAdded: format === "composefs" ? t.sink.objectsAdded : 0,
+    bytesAdded: format === "composefs" ? t.sink.bytesAdded : 0,
     filesReused: 0,
     fileCount: t.files,
     totalBytes: t.bytes,
@@ -267,6 +280,9 @@ async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, im
     oci: t.record,
   };
 }
+
+/** Image sources cannot become squashfs (mksquashfs reads a directory). */
+const IMAGE_FORMATS: RootFormat[] = ["composefs", "erofs"];
 
 function* fileInodes(root: Inode): Generator<Inode> {
   const seen = new Set<Inode>();
@@ -308,17 +324,6 @@ function osVersion(tree: string): string | undefined {
     } catch { /* try the next */ }
   }
   return undefined;
-}
-
-/**
- * The kernel version shipped in the tree: /usr/lib/modules/<kver> with its image beside the
- * modules (Fedora, bootc style) or as /boot/vmlinuz-<kver> (Debian, Ubuntu). The newest wins.
- */
-function findKernel(tree: string): string | undefined {
-  const dir = join(tree, "usr/lib/modules");
-  if (!existsSync(dir)) return undefined;
-  const kvers = readdirSync(dir).filter((k) => existsSync(join(dir, k, "vmlinuz")) || existsSync(join(tree, "boot", `vmlinuz-${k}`)));
-  return kvers.sort().at(-1);
 }
 
 function explainNoSpace(e: unknown, sysroot: string): unknown {

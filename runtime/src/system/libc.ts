@@ -134,6 +134,24 @@ export function measureVerity(fd: number, what: string): string | null {
   return buf.subarray(4, 4 + size).toString("hex");
 }
 
+/**
+ * fs-verity state of a file: sealed (with its digest), "unsealed" (the filesystem supports
+ * fs-verity, the file has none: ENODATA) or "unsupported" (EOPNOTSUPP, ENOTTY: the filesystem or
+ * kernel lacks it).
+ */
+export function verityState(fd: number, what: string): { sealed: string } | "unsealed" | "unsupported" {
+  const { sym, ffi } = libc();
+  const buf = Buffer.alloc(4 + 64);
+  buf.writeUInt16LE(64, 2);
+  if (sym.ioctl(fd, FS_IOC_MEASURE_VERITY, ffi.ptr(buf)) !== 0) {
+    const e = errno();
+    if (e === 61) return "unsealed";
+    if (e === 95 || e === 25) return "unsupported";
+    fail(`measuring fs-verity of ${what}`);
+  }
+  return { sealed: buf.subarray(4, 4 + buf.readUInt16LE(2)).toString("hex") };
+}
+
 /** Lists a path's xattr names (without following symlinks). */
 export function listXattrs(path: Buffer): Buffer[] {
   const { sym, ffi } = libc();

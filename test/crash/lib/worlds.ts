@@ -15,7 +15,7 @@ import { readManifests } from "../../../runtime/src/deployments/read.ts";
 import type { World } from "./invariants.ts";
 
 export const ROOT_UUID = "0b5c7d2e-1111-4222-8333-944455556666";
-export const KERNEL = "usr/lib/modules/6.1.0-fake/vmlinuz";
+export const KERNEL = "usr/lib/modules/6.12.0-fake/vmlinuz";
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 28 }).toString();
 
 /** The arguments that make a command see deployment `id` as booted from `w`'s ESP. */

@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cached, fileHash, hashOf } from "./cache.ts";
 import { makeExt4 } from "./disk.ts";
-import { guestTree, initramfs, REPO, sh, type GuestTree } from "./guest.ts";
+import { guestTree, initramfs, REPO, sh, SUITE, type GuestTree, type Suite } from "./guest.ts";
 import { KERNEL_ARGS, type BootResult } from "./qemu.ts";
 
 export const PARTICLE = join(REPO, "dist/particle");
@@ -83,8 +83,8 @@ async function updateImage(g: GuestTree, name: string, files: Array<[path: strin
   });
 }
 
-export async function prepareCycle(log: (m: string) => void = () => {}): Promise<CycleInputs> {
-  const g = await guestTree();
+export async function prepareCycle(log: (m: string) => void = () => {}, suite: Suite = SUITE): Promise<CycleInputs> {
+  const g = await guestTree(suite);
   const initrd = await initramfs(g);
   const installed = await installedDisk(g, initrd, log);
   const treeB = await updateImage(g, "b", [[B_MARKER, B_MARKER_TEXT, 0o644]]);

@@ -1,4 +1,4 @@
-// The Debian trixie guest: a base tree from mmdebstrap (cached), a copy with Particle-OS installed by
+// The Debian guests (trixie by default; bookworm for the older-kernel scenario): a base tree from mmdebstrap (cached), a copy with Particle-OS installed by
 // `make install` (cached per build of dist/ and the dracut module), and its initramfs built by the
 // tree's own dracut in a chroot (cached per tree and dracut options).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -11,7 +11,9 @@ import { cached, fileHash, hashOf } from "./cache.ts";
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const AGENT_DIR = join(REPO, "test/guest/agent");
 
+/** The suite every QEMU file boots unless it names another (bookworm.test.ts: kernel 6.1). */
 export const SUITE = "trixie";
+export type Suite = "trixie" | "bookworm";
 export const MIRROR = "http://deb.debian.org/debian";
 /** zstd inside the tree, or dracut silently falls back to gzip; systemd-boot-efi and dosfstools for
  *  the install-to-disk tests of later issues (cheap now, a second 2-minute build later). */
@@ -54,9 +56,9 @@ export function canaryContent(): Buffer {
 }
 export const CANARY_PATH = "usr/share/particle-test/canary";
 
-/** Base trixie tree, straight from mmdebstrap: ~3 min to build, then cached. */
-export async function guestBase(): Promise<string> {
-  const key = hashOf(BASE_VERSION, SUITE, MIRROR, PACKAGES.join(","));
+/** Base tree of `suite`, straight from mmdebstrap: ~3 min to build, then cached. */
+export async function guestBase(suite: Suite = SUITE): Promise<string> {
+  const key = hashOf(BASE_VERSION, suite, MIRROR, PACKAGES.join(","));
   return cached(`guest-base-${key}`, async (dir) => {
     sh("mmdebstrap", [
       "--variant=apt", "--quiet", `--include=${PACKAGES.join(",")}`,
@@ -64,7 +66,7 @@ export async function guestBase(): Promise<string> {
       `--customize-hook=sed -i 's/^root:[^:]*:/root::/' "$1"/etc/shadow`,
       // The kernel postinst's initramfs is not ours; the .debs (120 MB) would be staged and sealed.
       `--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/var/lib/apt/lists/* "$1"/tmp/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb`,
-      SUITE, dir, MIRROR,
+      suite, dir, MIRROR,
       // INITRD=No: the kernel's postinst would spend a minute on an initramfs that is deleted anyway.
     ], { env: { INITRD: "No" } });
   });
@@ -126,8 +128,8 @@ export interface GuestTree {
 }
 
 /** The base tree plus Particle-OS installed with `make install DESTDIR=…`. */
-export async function guestTree(): Promise<GuestTree> {
-  const base = await guestBase();
+export async function guestTree(suite: Suite = SUITE): Promise<GuestTree> {
+  const base = await guestBase(suite);
   sh("make", ["-C", REPO, "--no-print-directory", "-s", "build"]);
   const inputs = [base, TREE_VERSION, ...Object.entries(agentFiles()).flat()];
   for (const f of ["dist/particle", "dist/particle-boot", "Makefile", ...moduleFiles(), ...installedFiles()]) inputs.push(f, await fileHash(join(REPO, f)));
