@@ -4,6 +4,12 @@ import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
+import { checkPin, installUki, isSealedEsp, readUki, type UkiFile } from "../seal/stage-sealed.ts";
+
+function sealedUki(opts: Record<string, any>): UkiFile {
+  if (!opts.uki) throw new UsageError("this machine is sealed: particle stage needs --uki FILE, a signed UKI from particle seal that pins this image's digest");
+  return readUki(String(opts.uki));
+}
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
   const format = RootFormat.safeParse(opts.format);
@@ -12,7 +18,8 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   // On a booted system (or with --esp) the deployment also gets its boot entry; check the ESP
   // has room before anything is written, so a full ESP fails before the store changes.
   const boot = stageBootTarget(opts);
-  if (boot) {
+  const sealed = boot && isSealedEsp(boot.esp) ? sealedUki(opts) : undefined;
+  if (boot && !sealed) {
     const e = precheckEsp(boot.esp, boot.bootedId);
     if (e) throw e;
   }
@@ -27,7 +34,10 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     progressOut: process.stderr,
   });
   let entry: string | undefined;
-  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
+  if (boot && sealed) {
+    checkPin(sealed, String(opts.sysroot), r.id, r.imageDigest);
+    entry = installUki(boot.esp, sealed, r.imageDigest);
+  } else if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ...r, entry, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) }) + "\n");
   } else {

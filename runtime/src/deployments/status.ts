@@ -99,6 +99,8 @@ export const Host = z.object({
       defaultPattern: z.string().nullable(),
       /** The entry id systemd-boot will pick (ignoring EFI variables set by bootctl). */
       defaultEntry: z.string().nullable(),
+      /** Sealed install: only signed UKIs (EFI/Linux) boot, each pinning its image digest. */
+      sealed: z.boolean(),
     }),
   }),
 });
@@ -112,6 +114,7 @@ export interface StatusInput {
   bootedId?: string;
   etc: ReadonlyMap<string, EtcCarryOver>;
   esp?: string;
+  sealed?: boolean;
 }
 
 function entryStatus(e: LoadedEntry): BootEntryStatus {
@@ -168,7 +171,7 @@ export function buildStatus(input: StatusInput): Host {
     spec: { defaultDeployment },
     status: {
       booted, staged, rollback, other,
-      bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null },
+      bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null, sealed: input.sealed ?? false },
     },
   });
 }

@@ -2,8 +2,8 @@
 // made with openssl, and the signed EFI signature lists (.auth) that firmware enrollment takes
 // (systemd-boot's secure-boot-enroll, or any firmware setup screen). They belong on a build host:
 // only db.key is needed to seal, and none of it goes to the machine but the public .auth files.
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { run } from "../system/exec.ts";
 
 export const KEY_NAMES = ["PK", "KEK", "db"] as const;
@@ -28,8 +28,21 @@ export function signingKey(dir: string): KeyDir {
 }
 
 export async function createKeys(dir: string, commonName: string, log: (m: string) => void): Promise<void> {
-  if (existsSync(join(dir, "PK.key"))) throw new Error(`${dir}: already holds keys (PK.key); refusing to overwrite an owner's keys`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (existsSync(dir) && readdirSync(dir).length) throw new Error(`${dir}: not empty; refusing to overwrite an owner's keys`);
+  // Made beside the target and renamed into place: a failure leaves no half key directory.
+  mkdirSync(dirname(resolve(dir)), { recursive: true });
+  const work = mkdtempSync(`${resolve(dir)}.tmp-`);
+  try {
+    await makeKeys(work, commonName, log);
+    if (existsSync(dir)) rmdirSync(dir);
+    renameSync(work, dir);
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function makeKeys(dir: string, commonName: string, log: (m: string) => void): Promise<void> {
   const p = (f: string) => join(dir, f);
   // Each list is signed by the key above it; PK signs itself. The timestamp is fixed so the same
   // keys give the same .auth files.
