@@ -9,8 +9,8 @@ export const UKI_DIR = "EFI/Linux";
 export const UKI_PREFIX = "particle-";
 /** On the ESP of a sealed install: tells `particle stage` and `kargs` that entries must be UKIs. */
 export const SEALED_MARKER = "loader/particle-sealed";
-/** systemd-boot's secure-boot-enroll looks for loader/keys/<name>/{PK,KEK,db}.auth. */
-export const ENROLL_DIR = "loader/keys/particle-owner";
+/** systemd-boot offers loader/keys/<name>/{PK,KEK,db}.auth for enrollment; with `secure-boot-enroll force` it enrolls the set named "auto" without asking. */
+export const ENROLL_DIR = "loader/keys/auto";
 
 /**
  * The UKI's command line. It names the root filesystem by label and the deployment by its image
