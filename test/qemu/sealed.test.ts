@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { corruptFile } from "./lib/disk.ts";
+import { peSections, readSection } from "../../runtime/src/uki/pe.ts";
 import { CANARY_PATH, canaryContent } from "./lib/guest.ts";
 import { PARTICLE, parse, timing } from "./lib/cycle.ts";
 import type { BootResult } from "./lib/qemu.ts";
@@ -164,4 +165,74 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     expect(back.image).toBe(v1Image);
     expect(back.secureboot).toBe("1");
   }, 3 * TEST_TIMEOUT);
+
+  /** Runs `attack` on the ESP, boots until the refusal shows, then puts the ESP back as it was. */
+  const espAttack = async (name: string, attack: (dev: string) => (dev: string) => void, until: RegExp) => {
+    let undo: (dev: string) => void = () => {};
+    withPartitions(m.disk, (p) => { undo = attack(p.esp); });
+    try {
+      return await refused(name, until);
+    } finally {
+      withPartitions(m.disk, (p) => undo(p.esp));
+    }
+  };
+  /** What an attacker with the disk does to make systemd-boot pick their entry: edit loader.conf. */
+  const plantUki = (file: string, name: string) => (dev: string) => {
+    const conf = join(work, "loader.conf");
+    esp.get(dev, "loader/loader.conf", conf);
+    writeFileSync(join(work, "evil.conf"), `default ${name}\ntimeout 0\n`);
+    esp.put(dev, join(work, "evil.conf"), "loader/loader.conf");
+    esp.put(dev, file, `EFI/Linux/${name}`);
+    return (d: string) => {
+      esp.rm(d, `EFI/Linux/${name}`);
+      esp.put(d, conf, "loader/loader.conf");
+    };
+  };
+
+  it("a UKI with one changed byte of its command line is refused", async () => {
+    const bytes = readFileSync(s.ukiV2);
+    const c = peSections(bytes).find((x) => x.name === ".cmdline")!;
+    const text = readSection(bytes, ".cmdline")!.toString();
+    // One hex digit of the pinned digest: the command line an attacker wants is another image.
+    const at = c.rawOffset + text.indexOf("particle.image=") + "particle.image=".length;
+    bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
+    writeFileSync(join(work, "tampered.efi"), bytes);
+    const r = await espAttack("sealed-4-tampered-uki", plantUki(join(work, "tampered.efi"), "particle-9-tampered.efi"), REFUSED);
+    expect(r.console).toMatch(/particle-9-tampered/);
+  }, TEST_TIMEOUT);
+
+  it("an unsigned UKI is refused", async () => {
+    const unsigned = join(work, "unsigned.efi");
+    execFileSync("sbattach", ["--remove", "--output", unsigned, s.ukiV2]);
+    await espAttack("sealed-5-unsigned-uki", plantUki(unsigned, "particle-9-unsigned.efi"), REFUSED);
+  }, TEST_TIMEOUT);
+
+  it("an unsigned systemd-boot is refused by the firmware", async () => {
+    await espAttack("sealed-6-unsigned-loader", (dev) => {
+      const saved = join(work, "BOOTX64.EFI");
+      esp.get(dev, "EFI/BOOT/BOOTX64.EFI", saved);
+      esp.put(dev, join(s.g.dir, "usr/lib/systemd/boot/efi/systemd-bootx64.efi"), "EFI/BOOT/BOOTX64.EFI");
+      return (d: string) => esp.put(d, saved, "EFI/BOOT/BOOTX64.EFI");
+    }, /Access Denied|Security Violation/i);
+  }, TEST_TIMEOUT);
+
+  it("v2's image swapped on disk for v1's: particle-boot refuses it by digest, boot counting falls back to v1", async () => {
+    withDisk(m.disk, (d) => {
+      const images = join(d.root, "particle/images");
+      const v2 = join(images, `${s.sealV2.imageDigest}.erofs`);
+      // A new file in its place (fs-verity cannot be switched off on the old one): what an
+      // attacker with the disk can write.
+      execFileSync("cp", [join(images, `${v1Image}.erofs`), `${v2}.new`]);
+      execFileSync("mv", [`${v2}.new`, v2]);
+      const [v2Uki] = esp.ls(d.esp, "EFI/Linux").filter((n) => n.startsWith("particle-2-"));
+      // One try left: each failed try is a boot into the initramfs.
+      esp.mv(d.esp, `EFI/Linux/${v2Uki}`, `EFI/Linux/${v2Uki!.replace(/(\+[0-9-]+)?\.efi$/, "+1.efi")}`);
+    });
+    const r = await refused("sealed-7-swapped-image", /particle-boot: FAILED/);
+    expect(r.console).toMatch(/particle-boot: FAILED: .*(does not match|fs-verity)/);
+    const kv = await good("sealed-8-fallback-v1", PRELUDE);
+    expect(kv.image).toBe(v1Image);
+    expect(kv.secureboot).toBe("1");
+    expect(kv.ukis).toMatch(/particle-2-[0-9a-f]{12}\+0-1\.efi/);
+  }, 2 * TEST_TIMEOUT);
 });
