@@ -107,6 +107,10 @@ describe("particle keys and particle seal (issue 11)", () => {
       const st = particle(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", ""]);
       expect(st.stdout).toMatch(/^Sealed: yes/m);
       expect(JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"])).status.bootloader.sealed).toBe(true);
+      // The UKI is the deployment's entry (not booted here, so it is listed among the others).
+      const other = JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"])).status.other;
+      expect(other.map((d: any) => d.bootEntry?.file)).toEqual([`particle-1-${sealed.imageDigest.slice(0, 12)}+3.efi`]);
+      expect(other[0].bootEntry.triesLeft).toBe(3);
     });
   });
 });

@@ -13,7 +13,8 @@ import { corruptFile } from "./lib/disk.ts";
 import { peSections, readSection } from "../../runtime/src/uki/pe.ts";
 import { CANARY_PATH, canaryContent } from "./lib/guest.ts";
 import { PARTICLE, parse, timing } from "./lib/cycle.ts";
-import type { BootResult } from "./lib/qemu.ts";
+import { KERNEL_ARGS, type BootResult } from "./lib/qemu.ts";
+import { bootDisk } from "./lib/ovmf.ts";
 import { bootSealed, efiFlag, enrolledVars, esp, machine, prepareSealed, V2_MARKER, V2_TEXT, withDisk, withPartitions, type SealedInputs } from "./lib/sealed.ts";
 
 const BOOT_TIMEOUT = 900_000;
@@ -71,7 +72,10 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
   let v1Image = "";
   let v1Id = "";
 
+  let last: BootResult | undefined;
+  let sealedV1: BootResult | undefined;
   const note = (name: string, r: BootResult) => {
+    last = r;
     times[name] = r.wallMs / 1000;
     console.log(`${name}: ${timing(r)}`);
   };
@@ -197,13 +201,13 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     const at = c.rawOffset + text.indexOf("particle.image=") + "particle.image=".length;
     bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
     writeFileSync(join(work, "tampered.efi"), bytes);
-    const r = await espAttack("sealed-4-tampered-uki", plantUki(join(work, "tampered.efi"), "particle-9-tampered.efi"), REFUSED);
-    expect(r.console).toMatch(/particle-9-tampered/);
+    await espAttack("sealed-4-tampered-uki", plantUki(join(work, "tampered.efi"), "particle-9-tampered.efi"), REFUSED);
   }, TEST_TIMEOUT);
 
   it("an unsigned UKI is refused", async () => {
     const unsigned = join(work, "unsigned.efi");
-    execFileSync("sbattach", ["--remove", "--output", unsigned, s.ukiV2]);
+    execFileSync("cp", [s.ukiV2, unsigned]);
+    execFileSync("sbattach", ["--remove", unsigned]);
     await espAttack("sealed-5-unsigned-uki", plantUki(unsigned, "particle-9-unsigned.efi"), REFUSED);
   }, TEST_TIMEOUT);
 
@@ -231,8 +235,31 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     const r = await refused("sealed-7-swapped-image", /particle-boot: FAILED/);
     expect(r.console).toMatch(/particle-boot: FAILED: .*(does not match|fs-verity)/);
     const kv = await good("sealed-8-fallback-v1", PRELUDE);
+    sealedV1 = last;
     expect(kv.image).toBe(v1Image);
     expect(kv.secureboot).toBe("1");
     expect(kv.ukis).toMatch(/particle-2-[0-9a-f]{12}\+0-1\.efi/);
   }, 2 * TEST_TIMEOUT);
+
+  it("for comparison, the same v1 boots unsealed: a BLS entry, Secure Boot off", async () => {
+    // The same disk and deployment, through the firmware and the BLS entry an unsealed install
+    // uses: the difference is the signature checks and the larger single file the loader reads.
+    const kernel = join(s.g.dir, "usr/lib/modules", s.g.kver, "vmlinuz");
+    withPartitions(m.disk, (p) => {
+      esp.put(p.esp, kernel, "particle/unsealed-vmlinuz");
+      esp.put(p.esp, s.initrd, "particle/unsealed-initrd.img");
+      writeFileSync(join(work, "unsealed.conf"), `title unsealed v1\nlinux /particle/unsealed-vmlinuz\ninitrd /particle/unsealed-initrd.img\n` +
+        `options root=LABEL=particle-root rw particle.deploy=${v1Id} particle.image=${v1Image} ${KERNEL_ARGS}\n`);
+      esp.put(p.esp, join(work, "unsealed.conf"), "loader/entries/unsealed.conf");
+      writeFileSync(join(work, "unsealed-loader.conf"), "default unsealed.conf\ntimeout 0\n");
+      esp.put(p.esp, join(work, "unsealed-loader.conf"), "loader/loader.conf");
+    });
+    const r = await bootDisk({ name: "sealed-9-unsealed-v1", disk: m.disk, script: PRELUDE, timeoutMs: BOOT_TIMEOUT });
+    note("sealed-9-unsealed-v1", r);
+    const kv = parse(r).kv;
+    expect(r.exitCode).toBe(0);
+    expect(kv.image).toBe(v1Image);
+    expect(kv.secureboot).not.toBe("1");
+    console.log(`boot to login, sealed v1 (Secure Boot): ${timing(sealedV1!)}; unsealed v1: ${timing(r)}`);
+  }, TEST_TIMEOUT);
 });

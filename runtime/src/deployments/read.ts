@@ -9,7 +9,7 @@ import { LOADER_CONF } from "../bootloader/systemd-boot.ts";
 import { parseLoaderConf } from "../bls/loader-conf.ts";
 import { buildStatus, type EtcCarryOver, type Host } from "./status.ts";
 import { readCarryOver } from "./etc-carry.ts";
-import { SEALED_MARKER } from "../seal/plan.ts";
+import { SEALED_MARKER, UKI_DIR } from "../seal/plan.ts";
 
 export const MANIFEST_FILE = "deployment.json";
 
@@ -41,5 +41,7 @@ export function readStatus(w: Where): Host {
     const r = readCarryOver(w.sysroot, m.id);
     if (r) etc.set(m.id, r);
   }
-  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp, sealed: w.esp ? existsSync(join(w.esp, SEALED_MARKER)) : false });
+  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp,
+    sealed: w.esp ? existsSync(join(w.esp, SEALED_MARKER)) : false,
+    ukis: w.esp && existsSync(join(w.esp, UKI_DIR)) ? readdirSync(join(w.esp, UKI_DIR)) : [] });
 }

@@ -34,7 +34,7 @@ export const EtcCarryOver = z.object({
 export type EtcCarryOver = z.infer<typeof EtcCarryOver>;
 
 export const BootEntryStatus = z.object({
-  /** File name under loader/entries/ (with the boot counter, if any). */
+  /** File name under loader/entries/, or EFI/Linux/ for a sealed UKI (with the boot counter, if any). */
   file: z.string(),
   /** systemd-boot's entry id: lower-cased file name without the counter. */
   id: z.string(),
@@ -115,6 +115,22 @@ export interface StatusInput {
   etc: ReadonlyMap<string, EtcCarryOver>;
   esp?: string;
   sealed?: boolean;
+  /** File names under EFI/Linux (Type #2 entries: the sealed UKIs). */
+  ukis?: readonly string[];
+}
+
+/** A sealed UKI's entry, found by the digest prefix in its name (seal/plan.ts ukiFileName). */
+function ukiStatus(files: readonly string[], imageDigest: string): BootEntryStatus | null {
+  for (const file of files) {
+    const m = /^(particle-.*-([0-9a-f]{12}))(?:\+(\d+)(?:-(\d+))?)?\.efi$/i.exec(file);
+    if (!m || m[2] !== imageDigest.slice(0, 12)) continue;
+    return {
+      file, id: `${m[1]}.efi`.toLowerCase(), title: null, generation: null,
+      triesLeft: m[3] === undefined ? null : Number(m[3]), triesDone: m[3] === undefined ? null : Number(m[4] ?? 0),
+      options: "(sealed in the signed UKI)",
+    };
+  }
+  return null;
 }
 
 function entryStatus(e: LoadedEntry): BootEntryStatus {
@@ -146,7 +162,7 @@ export function buildStatus(input: StatusInput): Host {
     const e = entryOf.get(m.id);
     return {
       id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
-      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
+      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : ukiStatus(input.ukis ?? [], m.imageDigest),
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
       ...(m.layered ? { base: m.base, layered: m.layered } : {}),
       // Only on image deployments: the field is an addition to v1, absent rather than null elsewhere.

@@ -2,7 +2,7 @@
 // from `particle install --sealed`, an update UKI from `particle seal`. Keys, the enrolled variable
 // store, the installed disk and the update are cached, keyed by what they are built from.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cached, fileHash, hashOf } from "./cache.ts";
@@ -152,7 +152,8 @@ export function withDisk<T>(disk: string, fn: (d: { esp: string; root: string })
 export function withPartitions<T>(disk: string, fn: (p: { esp: string; root: string }) => T): T {
   const loop = sh("losetup", ["-P", "--show", "-f", disk]).trim();
   try {
-    sh("udevadm", ["settle"]);
+    // No udev on the build host: devtmpfs makes the partition nodes, a moment after the attach.
+    for (let i = 0; i < 100 && !existsSync(`${loop}p2`); i++) spawnSync("sleep", ["0.1"]);
     return fn({ esp: `${loop}p1`, root: `${loop}p2` });
   } finally {
     sh("losetup", ["-d", loop]);
