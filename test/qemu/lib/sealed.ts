@@ -152,7 +152,8 @@ export function withDisk<T>(disk: string, fn: (d: { esp: string; root: string })
 export function withPartitions<T>(disk: string, fn: (p: { esp: string; root: string }) => T): T {
   const loop = sh("losetup", ["-P", "--show", "-f", disk]).trim();
   try {
-    // No udev on the build host: devtmpfs makes the partition nodes, a moment after the attach.
+    // As install does: without udev the attach's own partition scan shows no partitions here.
+    sh("partx", ["--update", loop]);
     for (let i = 0; i < 100 && !existsSync(`${loop}p2`); i++) spawnSync("sleep", ["0.1"]);
     return fn({ esp: `${loop}p1`, root: `${loop}p2` });
   } finally {
