@@ -246,9 +246,9 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     // uses: the difference is the signature checks and the larger single file the loader reads.
     const kernel = join(s.g.dir, "usr/lib/modules", s.g.kver, "vmlinuz");
     withPartitions(m.disk, (p) => {
-      esp.put(p.esp, kernel, "particle/unsealed-vmlinuz");
-      esp.put(p.esp, s.initrd, "particle/unsealed-initrd.img");
-      writeFileSync(join(work, "unsealed.conf"), `title unsealed v1\nlinux /particle/unsealed-vmlinuz\ninitrd /particle/unsealed-initrd.img\n` +
+      esp.put(p.esp, kernel, "unsealed-vmlinuz");
+      esp.put(p.esp, s.initrd, "unsealed-initrd.img");
+      writeFileSync(join(work, "unsealed.conf"), `title unsealed v1\nlinux /unsealed-vmlinuz\ninitrd /unsealed-initrd.img\n` +
         `options root=LABEL=particle-root rw particle.deploy=${v1Id} particle.image=${v1Image} ${KERNEL_ARGS}\n`);
       esp.put(p.esp, join(work, "unsealed.conf"), "loader/entries/unsealed.conf");
       writeFileSync(join(work, "unsealed-loader.conf"), "default unsealed.conf\ntimeout 0\n");

@@ -71,10 +71,13 @@ export async function prepareSealed(log: (m: string) => void = () => {}): Promis
     installSeconds = (Date.now() - t) / 1000;
     log(`sealed install: ${out.trim()} in ${installSeconds.toFixed(0)} s`);
   });
-  const treeV2 = await cached(`tree-sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT)}`, async (dir) => {
-    sh("cp", ["-a", "--reflink=auto", g.dir, dir]);
-    writeFileSync(join(dir, V2_MARKER), V2_TEXT);
-  });
+  // The tree one level down: the cache touches its entry's mtime on every use, and a directory's
+  // mtime is part of the image (and so of the digest sealed into the UKI).
+  const treeV2 = join(await cached(`tree-sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT)}`, async (dir) => {
+    mkdirSync(dir);
+    sh("cp", ["-a", "--reflink=auto", g.dir, join(dir, "tree")]);
+    writeFileSync(join(dir, "tree", V2_MARKER), V2_TEXT);
+  }), "tree");
   const ukiDir = await cached(`uki-sealed-v2-${hashOf(base, treeV2)}`, async (dir) => {
     mkdirSync(dir);
     const t = Date.now();
@@ -154,7 +157,7 @@ export function withPartitions<T>(disk: string, fn: (p: { esp: string; root: str
   try {
     // As install does: without udev the attach's own partition scan shows no partitions here.
     sh("partx", ["--update", loop]);
-    for (let i = 0; i < 100 && !existsSync(`${loop}p2`); i++) spawnSync("sleep", ["0.1"]);
+    for (let i = 0; i < 100 && !(existsSync(`${loop}p1`) && existsSync(`${loop}p2`)); i++) spawnSync("sleep", ["0.1"]);
     return fn({ esp: `${loop}p1`, root: `${loop}p2` });
   } finally {
     sh("losetup", ["-d", loop]);
