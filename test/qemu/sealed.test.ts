@@ -20,9 +20,10 @@ import { bootSealed, efiFlag, enrolledVars, esp, machine, prepareSealed, V2_MARK
 const BOOT_TIMEOUT = 900_000;
 const TEST_TIMEOUT = BOOT_TIMEOUT + 60_000;
 const SETUP_TIMEOUT = 2_400_000;
-/** What systemd-boot prints when the firmware's LoadImage refuses a UKI, and what OVMF's boot
- *  manager prints when it refuses the loader itself. */
-const REFUSED = /Security Violation|Access Denied|Error loading/i;
+/** What systemd-boot prints when the firmware's LoadImage refuses UKI `name`. */
+const ukiRefused = (name: string) => new RegExp(`Error loading \\\\EFI\\\\Linux\\\\${name.replace(/\./g, "\\.")}: Access denied`);
+/** What OVMF's boot manager prints when it refuses the loader itself. */
+const LOADER_REFUSED = /BdsDxe: failed to load Boot\d+ .*: Access Denied/;
 
 const PRELUDE = `set -euo pipefail
 kv() { echo "KV:$1:$2"; }
@@ -201,14 +202,14 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     const at = c.rawOffset + text.indexOf("particle.image=") + "particle.image=".length;
     bytes[at] = bytes[at] === 0x30 ? 0x31 : 0x30;
     writeFileSync(join(work, "tampered.efi"), bytes);
-    await espAttack("sealed-4-tampered-uki", plantUki(join(work, "tampered.efi"), "particle-9-tampered.efi"), REFUSED);
+    await espAttack("sealed-4-tampered-uki", plantUki(join(work, "tampered.efi"), "particle-9-tampered.efi"), ukiRefused("particle-9-tampered.efi"));
   }, TEST_TIMEOUT);
 
   it("an unsigned UKI is refused", async () => {
     const unsigned = join(work, "unsigned.efi");
     execFileSync("cp", [s.ukiV2, unsigned]);
     execFileSync("sbattach", ["--remove", unsigned]);
-    await espAttack("sealed-5-unsigned-uki", plantUki(unsigned, "particle-9-unsigned.efi"), REFUSED);
+    await espAttack("sealed-5-unsigned-uki", plantUki(unsigned, "particle-9-unsigned.efi"), ukiRefused("particle-9-unsigned.efi"));
   }, TEST_TIMEOUT);
 
   it("an unsigned systemd-boot is refused by the firmware", async () => {
@@ -217,7 +218,7 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
       esp.get(dev, "EFI/BOOT/BOOTX64.EFI", saved);
       esp.put(dev, join(s.g.dir, "usr/lib/systemd/boot/efi/systemd-bootx64.efi"), "EFI/BOOT/BOOTX64.EFI");
       return (d: string) => esp.put(d, saved, "EFI/BOOT/BOOTX64.EFI");
-    }, /Access Denied|Security Violation/i);
+    }, LOADER_REFUSED);
   }, TEST_TIMEOUT);
 
   it("v2's image swapped on disk for v1's: particle-boot refuses it by digest, boot counting falls back to v1", async () => {
