@@ -73,7 +73,7 @@ export async function prepareSealed(log: (m: string) => void = () => {}): Promis
   });
   // The tree one level down: the cache touches its entry's mtime on every use, and a directory's
   // mtime is part of the image (and so of the digest sealed into the UKI).
-  const treeV2 = join(await cached(`tree-sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT)}`, async (dir) => {
+  const treeV2 = join(await cached(`tree-sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT, "tree/")}`, async (dir) => {
     mkdirSync(dir);
     sh("cp", ["-a", "--reflink=auto", g.dir, join(dir, "tree")]);
     writeFileSync(join(dir, "tree", V2_MARKER), V2_TEXT);
