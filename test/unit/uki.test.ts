@@ -3,6 +3,7 @@ import { addSections, peSections, readSection } from "../../runtime/src/uki/pe.t
 import { pinError, pinnedImage, sealedCmdline, sealedOsRelease, ukiFileName } from "../../runtime/src/seal/plan.ts";
 import { buildUki } from "../../runtime/src/seal/uki.ts";
 import { parseCmdline } from "../../boot/src/cmdline.ts";
+import { imageVersion } from "../../runtime/src/seal/stage-sealed.ts";
 
 /** A minimal PE32+ image: one .text section, the layout systemd-stub has (headers in the first
  *  `headerSize` bytes, data after). */
@@ -106,4 +107,10 @@ describe("sealed UKI plan (seal/plan.ts)", () => {
   it("adds IMAGE_ID and IMAGE_VERSION to os-release", () => {
     expect(sealedOsRelease("ID=debian", "2")).toBe('ID=debian\nIMAGE_ID=particle\nIMAGE_VERSION="2"\n');
   });
+
+  it.each([
+    ['ID=debian\nIMAGE_ID=particle\nIMAGE_VERSION="2"\n', "2"],
+    ["IMAGE_VERSION=1\nIMAGE_VERSION=3\n", "3"],
+    ["ID=debian\n", undefined],
+  ])("reads IMAGE_VERSION from .osrel %j", (osrel, v) => expect(imageVersion(osrel)).toBe(v));
 });
