@@ -30,8 +30,3 @@ export async function signEfi(keys: KeyDir, input: string, output: string): Prom
   await run("sbsign", ["--key", keys.key, "--cert", keys.cert, "--output", output, input]);
 }
 
-/** Whether `file` verifies against the db certificate of `keys`. */
-export async function verifiesWith(keys: KeyDir, file: string): Promise<boolean> {
-  return run("sbverify", ["--cert", keys.cert, file]).then(() => true, () => false);
-}
-
