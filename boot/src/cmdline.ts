@@ -29,8 +29,9 @@ export function splitArg(arg: string): { key: string; value: string | undefined 
 // The type of the plan. parseCmdline validates each field with its own schema, to name the
 // argument in the error, so particle-boot never builds this one (see lazy-schema.ts).
 export const bootArgsSchema = lazySchema(() => z.object({
-  /** particle.deploy=<id>: the deployment directory under particle/deploy/. */
-  deploy: DeploymentId,
+  /** particle.deploy=<id>: the deployment directory under particle/deploy/. Absent in a sealed UKI,
+   *  which is built before any machine has named the deployment: the image digest then finds it. */
+  deploy: z.optional(DeploymentId),
   /** particle.image=<sha256 hex>: fs-verity digest of the image (sha256 for squashfs), pinned by the boot entry. */
   image: Sha256Hex,
   /** particle.verity=: absent means require where the filesystem supports fs-verity. */
@@ -75,9 +76,10 @@ export function parseCmdline(text: string): BootArgs {
     return r.data;
   };
   const plan: BootArgs = {
-    deploy: field("particle.deploy", DeploymentId, "a deployment id such as 1 or 2-ab12", true) as string,
     image: field("particle.image", Sha256Hex, "the image's sha256 digest, 64 lowercase hex digits", true) as string,
   };
+  const deploy = field("particle.deploy", DeploymentId, "a deployment id such as 1 or 2-ab12", false) as string | undefined;
+  if (deploy !== undefined) plan.deploy = deploy;
   const verity = field("particle.verity", VerityMode, "require, optional or off", false) as BootArgs["verity"];
   if (verity) plan.verity = verity;
   if (overlayroot) plan.overlayroot = overlayroot;

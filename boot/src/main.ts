@@ -13,6 +13,7 @@ import {
   dropWorkspace,
   ensureWritableSysroot,
   existingDir,
+  findDeploymentByImage,
   loadDeployment,
   makeWorkspace,
   mountReadOnlyRoot,
@@ -37,7 +38,7 @@ function boot(argv: string[], log: Log): void {
   const target = existingDir(o.target, "--target");
   const runDir = existingDir(o.runDir, "--run-dir");
   const args = parseCmdline(o.cmdline ?? readFileSync("/proc/cmdline", "utf8"));
-  const m = loadDeployment(sysroot, args.deploy);
+  const m = args.deploy === undefined ? findDeploymentByImage(sysroot, args.image) : loadDeployment(sysroot, args.deploy);
 
   // Nothing is mounted before the image digest is checked and the objects are sealed.
   const verify = () => verifyDeployment({ sysroot, manifest: m, verity: args.verity, expectedDigest: args.image });

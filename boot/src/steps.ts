@@ -1,7 +1,7 @@
 // The steps of particle-boot, each one effect with its own error context. main.ts only orders
 // them. Nothing here spawns a program: mounts, moves and ioctls are syscalls (runtime/src/system,
 // runtime/src/mounts).
-import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmdirSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseManifest, type Manifest } from "../../runtime/src/manifest.ts";
 import {
@@ -19,6 +19,7 @@ import {
   type Writable,
 } from "../../runtime/src/mounts/index.ts";
 import { deployDir, imagePath, storeLayout } from "../../runtime/src/store/layout.ts";
+import { compareIds } from "../../runtime/src/store/deployments.ts";
 import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
 import { mount, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REMOUNT } from "../../runtime/src/system/libc.ts";
 import type { BootArgs } from "./cmdline.ts";
@@ -45,6 +46,26 @@ export function loadDeployment(sysroot: string, id: string): Manifest {
   }
   const m = parseManifest(text, path);
   if (m.id !== id) throw new Error(`particle.deploy=${id}: ${path} describes deployment ${m.id}`);
+  return m;
+}
+
+/**
+ * The deployment of image `digest`, for a sealed UKI's command line, which carries only the digest
+ * (the UKI is built before the image is staged anywhere, so no deployment id exists yet). The
+ * digest still decides what boots: the image is measured against it before anything is mounted.
+ * Several deployments of one image (staged twice) differ only in their /etc upper: the newest wins,
+ * as it is the one staged last.
+ */
+export function findDeploymentByImage(sysroot: string, digest: string): Manifest {
+  const l = storeLayout(sysroot);
+  const ids = existsSync(l.deploy) ? readdirSync(l.deploy).filter((d) => !d.startsWith(".")) : [];
+  const found = ids
+    .filter((id) => existsSync(join(deployDir(l, id), "deployment.json")))
+    .map((id) => loadDeployment(sysroot, id))
+    .filter((m) => m.imageDigest === digest)
+    .sort((a, b) => compareIds(a.id, b.id));
+  const m = found.pop();
+  if (!m) throw new Error(`particle.image=${digest}: no deployment of this image under ${l.deploy}`);
   return m;
 }
 

@@ -110,6 +110,14 @@ describe("composefs deployment, target = sysroot (the initramfs case)", () => {
     rmSync(join(phys, "particle/var/state"));
   });
 
+  it("finds the deployment by its image digest when the command line has no particle.deploy (a sealed UKI's)", () => {
+    const a = arena();
+    const r = boot(a, `root=LABEL=particle-root rw particle.image=${fx.c1!.digest} particle.verity=optional`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(marker(a)).toMatchObject({ id: "c1", imageDigest: fx.c1!.digest });
+    expectTreeContent(a.sysroot);
+  });
+
   it("without particle.verity, boots without verity on this host and says so", () => {
     const a = arena();
     const r = boot(a, cmd(fx.c1!));
@@ -273,7 +281,8 @@ describe("refusals: non-zero exit, a message naming the cause, nothing left moun
   });
 
   it.each([
-    ["no particle.deploy", "ro quiet", /particle\.deploy: missing/],
+    ["no particle.image", "ro quiet", /particle\.image: missing/],
+    ["a sealed command line (no particle.deploy) naming an image no deployment has", `root=LABEL=particle-root rw particle.image=${"0".repeat(64)}`, /particle\.image=0{64}: no deployment of this image under /],
     ["bad particle.image", "particle.deploy=c1 particle.image=xyz", /particle\.image=xyz: invalid/],
     ["unknown deployment", `particle.deploy=zz particle.image=${"0".repeat(64)}`, /particle\.deploy=zz: no deployment/],
     ["bad particle.verity", `particle.deploy=c1 particle.image=${"0".repeat(64)} particle.verity=yes`, /particle\.verity=yes: invalid/],

@@ -35,6 +35,8 @@ describe("parseCmdline accepts", () => {
     [`${ok} particle.verity=require`, { deploy: "1", image: D, verity: "require" }],
     [`${ok} particle.verity=off`, { deploy: "1", image: D, verity: "off" }],
     [`${ok} particle.deploy=1`, { deploy: "1", image: D }],
+    // A sealed UKI names the image only; particle-boot finds the deployment by its digest.
+    [`particle.image=${D}`, { image: D }],
     [`particle.deploy="2-ab12" particle.image=${D}`, { deploy: "2-ab12", image: D }],
     [`${ok} overlayroot=tmpfs`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: false, recurse: true } }],
     [`${ok} overlayroot=tmpfs:swap=1,recurse=0`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: true, recurse: false } }],
@@ -45,8 +47,7 @@ describe("parseCmdline accepts", () => {
 
 describe("parseCmdline refuses, naming the argument", () => {
   it.each([
-    ["", "particle.deploy"],
-    [`particle.image=${D}`, "particle.deploy"],
+    ["", "particle.image"],
     ["particle.deploy=1", "particle.image"],
     [`particle.deploy particle.image=${D}`, "particle.deploy"],
     [`particle.deploy= particle.image=${D}`, "particle.deploy"],

@@ -48,7 +48,7 @@ describe("status: roles from the booted deployment and the entry order", () => {
       etcConflicts: [{ path: "foo", local: "file", image: "dir" }],
     });
     expect(h.status.booted!.bootEntry!.triesLeft).toBeNull();
-    expect(h.status.bootloader).toEqual({ type: "systemd-boot", esp: "/efi", defaultPattern: "particle-*", defaultEntry: "particle-13-2.conf" });
+    expect(h.status.bootloader).toEqual({ type: "systemd-boot", esp: "/efi", defaultPattern: "particle-*", defaultEntry: "particle-13-2.conf", sealed: false });
   });
 
   it("the JSON has the documented shape and parses with the schema", () => {

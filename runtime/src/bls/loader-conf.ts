@@ -15,6 +15,8 @@ export const LoaderConf = z.object({
   /** Whether the kernel command line may be edited at the menu. */
   editor: z.boolean().default(true),
   consoleMode: z.enum(["auto", "keep", "max"]).optional(),
+  /** systemd-boot enrolls loader/keys/<name>/ when the firmware is in setup mode (sealed installs). */
+  secureBootEnroll: z.enum(["off", "manual", "if-safe", "force"]).optional(),
 });
 export type LoaderConf = z.input<typeof LoaderConf>;
 
@@ -28,6 +30,7 @@ export function renderLoaderConf(conf: LoaderConf = {}): string {
     `editor ${c.editor ? "yes" : "no"}`,
   ];
   if (c.consoleMode) lines.push(`console-mode ${c.consoleMode}`);
+  if (c.secureBootEnroll) lines.push(`secure-boot-enroll ${c.secureBootEnroll}`);
   return lines.join("\n") + "\n";
 }
 

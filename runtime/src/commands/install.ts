@@ -20,6 +20,7 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
     initramfs: opts.initramfs === undefined ? undefined : String(opts.initramfs),
     kargs: list(opts.karg),
     bootloader: opts.bootloader,
+    sealed: opts.sealed === undefined ? undefined : String(opts.sealed),
     log: (m) => process.stderr.write(`particle: ${m}\n`),
   });
   if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");

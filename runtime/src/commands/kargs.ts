@@ -10,6 +10,10 @@ import { storeLayout } from "../store/layout.ts";
 /** Arguments that tie an entry to its deployment; editing them would boot something else or nothing. */
 const PROTECTED = new Set(["root", "particle.deploy", "particle.image"].map(argKey));
 
+const SEALED_KARGS = "the kernel command line is sealed: it is part of the signed UKI (EFI/Linux), so it cannot be edited here. " +
+  "To change it, re-seal on the build host that holds the keys: particle seal SOURCE --keys DIR --karg ARG … --out NEW.efi, " +
+  "then particle stage SOURCE --uki NEW.efi on this machine.";
+
 const list = (v: unknown): string[] => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String));
 
 /** Pure: the new argument list after --delete then --append. */
@@ -27,6 +31,7 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   const w = resolveWhere(opts);
   const esp = requireEsp(w);
   const host = readStatus(w);
+  if (host.status.bootloader.sealed) throw new Error(SEALED_KARGS);
   const id = args[0] ?? host.spec.defaultDeployment ?? host.status.booted?.id;
   if (!id) throw new UsageError("no deployment given and none is the default; see particle status");
   const e = particleEntries(readEntries(esp)).find((x) => x.deployId === id);

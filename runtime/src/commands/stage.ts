@@ -7,6 +7,12 @@ import { policyFromOptions } from "../oci/policy.ts";
 import { acquireLock, type StoreLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
 import { mkdirSync } from "node:fs";
+import { checkPin, installUki, isSealedEsp, readUki, type UkiFile } from "../seal/stage-sealed.ts";
+
+function sealedUki(opts: Record<string, any>): UkiFile {
+  if (!opts.uki) throw new UsageError("this machine is sealed: particle stage needs --uki FILE, a signed UKI from particle seal that pins this image's digest");
+  return readUki(String(opts.uki));
+}
 
 /** Resolves to the new deployment's id (upgrade records it). */
 export default async function (args: string[], opts: Record<string, any>): Promise<string> {
@@ -16,7 +22,8 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   // On a booted system (or with --esp) the deployment also gets its boot entry; check the ESP
   // has room before anything is written, so a full ESP fails before the store changes.
   const boot = stageBootTarget(opts);
-  if (boot) {
+  const sealed = boot && isSealedEsp(boot.esp) ? sealedUki(opts) : undefined;
+  if (boot && !sealed) {
     const e = precheckEsp(boot.esp, boot.bootedId);
     if (e) throw e;
   }
@@ -30,13 +37,13 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     lock = acquireLock(storeLayout(sysroot).lock, `stage ${args[0]}`, log);
   }
   try {
-    return await stageAndBoot(args[0]!, opts, format.data, boot, started, log);
+    return await stageAndBoot(args[0]!, opts, format.data, boot, sealed, started, log);
   } finally {
     lock?.release();
   }
 }
 
-async function stageAndBoot(source: string, opts: Record<string, any>, format: FormatRequest, boot: ReturnType<typeof stageBootTarget>, started: number, log: (m: string) => void): Promise<string> {
+async function stageAndBoot(source: string, opts: Record<string, any>, format: FormatRequest, boot: ReturnType<typeof stageBootTarget>, sealed: UkiFile | undefined, started: number, log: (m: string) => void): Promise<string> {
   const r = await stage({
     sysroot: String(opts.sysroot),
     source,
@@ -47,7 +54,10 @@ async function stageAndBoot(source: string, opts: Record<string, any>, format: F
     progressOut: process.stderr,
   });
   let entry: string | undefined;
-  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
+  if (boot && sealed) {
+    checkPin(sealed, String(opts.sysroot), r.id, r.imageDigest);
+    entry = installUki(boot.esp, sealed, r.imageDigest);
+  } else if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ...r, entry, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) }) + "\n");
   } else {

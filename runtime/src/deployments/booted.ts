@@ -11,6 +11,16 @@ export function bootedIdFromCmdline(cmdline: string): string | undefined {
   return id !== undefined && DeploymentId.safeParse(id).success ? id : undefined;
 }
 
+/** What particle-boot leaves in /run (boot/src/marker.ts). */
+export const BOOTED_MARKER_PATH = "/run/particle-booted";
+
+/** The deployment id in the text of /run/particle-booted, or undefined when it names none. */
+export function bootedIdFromMarker(text: string): string | undefined {
+  let id: unknown;
+  try { id = (JSON.parse(text) as { id?: unknown }).id; } catch { return undefined; }
+  return typeof id === "string" && DeploymentId.safeParse(id).success ? id : undefined;
+}
+
 export function readBootedId(procCmdline = "/proc/cmdline"): string | undefined {
   try {
     return bootedIdFromCmdline(readFileSync(procCmdline, "utf8"));

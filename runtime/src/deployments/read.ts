@@ -10,6 +10,7 @@ import { parseLoaderConf } from "../bls/loader-conf.ts";
 import { readLastCheck, type LastCheck } from "../auto/last-check.ts";
 import { buildStatus, type EtcCarryOver, type Host } from "./status.ts";
 import { readCarryOver } from "./etc-carry.ts";
+import { SEALED_MARKER, UKI_DIR } from "../seal/plan.ts";
 
 export const MANIFEST_FILE = "deployment.json";
 
@@ -48,5 +49,7 @@ export function readStatus(w: Where): Host {
     // A damaged record must not stop status (or cleanup, which reads it too): say so and go on.
     process.stderr.write(`particle: warning: ${(e as Error).message}\n`);
   }
-  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp, upgradeCheck });
+  return buildStatus({ manifests, entries, loaderDefault: conf.default, bootedId: w.bootedId, etc, esp: w.esp, upgradeCheck,
+    sealed: w.esp ? existsSync(join(w.esp, SEALED_MARKER)) : false,
+    ukis: w.esp && existsSync(join(w.esp, UKI_DIR)) ? readdirSync(join(w.esp, UKI_DIR)) : [] });
 }

@@ -46,5 +46,6 @@ export function renderStatus(h: Host): string {
   out.push(upgradeLine(s.upgradeCheck));
   const b = s.bootloader;
   out.push(`Boot loader: ${b.type} on ${b.esp ?? "(no ESP found)"}, default ${b.defaultPattern ?? "-"} → ${b.defaultEntry ?? "none"}`);
+  out.push(`Sealed: ${b.sealed ? "yes (Secure Boot, signed UKIs under EFI/Linux pin each image)" : "no"}`);
   return out.join("\n") + "\n";
 }

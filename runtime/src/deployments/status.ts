@@ -35,7 +35,7 @@ export const EtcCarryOver = z.object({
 export type EtcCarryOver = z.infer<typeof EtcCarryOver>;
 
 export const BootEntryStatus = z.object({
-  /** File name under loader/entries/ (with the boot counter, if any). */
+  /** File name under loader/entries/, or EFI/Linux/ for a sealed UKI (with the boot counter, if any). */
   file: z.string(),
   /** systemd-boot's entry id: lower-cased file name without the counter. */
   id: z.string(),
@@ -102,6 +102,8 @@ export const Host = z.object({
       defaultPattern: z.string().nullable(),
       /** The entry id systemd-boot will pick (ignoring EFI variables set by bootctl). */
       defaultEntry: z.string().nullable(),
+      /** Sealed install: only signed UKIs (EFI/Linux) boot, each pinning its image digest. */
+      sealed: z.boolean(),
     }),
   }),
 });
@@ -116,6 +118,23 @@ export interface StatusInput {
   etc: ReadonlyMap<string, EtcCarryOver>;
   esp?: string;
   upgradeCheck?: LastCheck | null;
+  sealed?: boolean;
+  /** File names under EFI/Linux (Type #2 entries: the sealed UKIs). */
+  ukis?: readonly string[];
+}
+
+/** A sealed UKI's entry, found by the digest prefix in its name (seal/plan.ts ukiFileName). */
+function ukiStatus(files: readonly string[], imageDigest: string): BootEntryStatus | null {
+  for (const file of files) {
+    const m = /^(particle-.*-([0-9a-f]{12}))(?:\+(\d+)(?:-(\d+))?)?\.efi$/i.exec(file);
+    if (!m || m[2] !== imageDigest.slice(0, 12)) continue;
+    return {
+      file, id: `${m[1]}.efi`.toLowerCase(), title: null, generation: null,
+      triesLeft: m[3] === undefined ? null : Number(m[3]), triesDone: m[3] === undefined ? null : Number(m[4] ?? 0),
+      options: "(sealed in the signed UKI)",
+    };
+  }
+  return null;
 }
 
 function entryStatus(e: LoadedEntry): BootEntryStatus {
@@ -147,7 +166,7 @@ export function buildStatus(input: StatusInput): Host {
     const e = entryOf.get(m.id);
     return {
       id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
-      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : null,
+      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : ukiStatus(input.ukis ?? [], m.imageDigest),
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
       ...(m.layered ? { base: m.base, layered: m.layered } : {}),
       // Only on image deployments: the field is an addition to v1, absent rather than null elsewhere.
@@ -173,7 +192,7 @@ export function buildStatus(input: StatusInput): Host {
     status: {
       booted, staged, rollback, other,
       upgradeCheck: input.upgradeCheck ?? null,
-      bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null },
+      bootloader: { type: "systemd-boot", esp: input.esp ?? null, defaultPattern: input.loaderDefault ?? null, defaultEntry: defaultEntryId ?? null, sealed: input.sealed ?? false },
     },
   });
 }

@@ -1,6 +1,6 @@
 // Resolving --sysroot/--esp/--cmdline for the commands that read the deployment state.
 import { readFileSync } from "node:fs";
-import { findEsp, bootedIdFromCmdline } from "./booted.ts";
+import { findEsp, bootedIdFromCmdline, bootedIdFromMarker, BOOTED_MARKER_PATH } from "./booted.ts";
 import type { Where } from "./read.ts";
 
 export function resolveWhere(opts: Record<string, any>): Where {
@@ -10,7 +10,13 @@ export function resolveWhere(opts: Record<string, any>): Where {
   if (opts.cmdline === undefined) {
     try { cmdline = readFileSync("/proc/cmdline", "utf8"); } catch { /* not Linux: nothing booted */ }
   }
-  return { sysroot, esp, bootedId: bootedIdFromCmdline(cmdline) };
+  let bootedId = bootedIdFromCmdline(cmdline);
+  // A sealed UKI's command line names the image, not the deployment (particle-boot finds it by
+  // digest): the running system learns the id from what particle-boot recorded.
+  if (bootedId === undefined && opts.cmdline === undefined) {
+    try { bootedId = bootedIdFromMarker(readFileSync(BOOTED_MARKER_PATH, "utf8")); } catch { /* not booted by particle-boot */ }
+  }
+  return { sysroot, esp, bootedId };
 }
 
 export function requireEsp(w: Where): string {

@@ -27,6 +27,10 @@ import { buildInitramfs, pickKernel } from "./initramfs.ts";
 import { clearStaleInstalls, recordImage, recordLoop, workDirPrefix } from "./stale.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
 import { checkpoint } from "../system/die-at.ts";
+import { sealTree, type SealResult } from "../seal/build.ts";
+import { signEfi } from "../seal/uki.ts";
+import { ukiFileName } from "../seal/plan.ts";
+import { SEALED_LOADER_CONF, sealingKeys, writeSealedEsp } from "./sealed-esp.ts";
 
 export const DEFAULT_SIZE = 8 * 1024 ** 3;
 /** What a fresh FAT32 ESP of ESP_SIZE holds, give or take: FATs and reserved sectors take ~1%. */
@@ -46,6 +50,8 @@ export interface InstallOptions {
   kargs: string[];
   /** Default systemd-boot; grub for GRUB EFI with particle's generated menu and grubenv counting. */
   bootloader?: "systemd-boot" | "grub";
+  /** Key directory (particle keys create): install sealed, a signed UKI instead of a BLS entry. */
+  sealed?: string;
   log: (m: string) => void;
 }
 
@@ -79,6 +85,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     format = resolveFormat(o.format, dirView(dir), bootKernel(dirView(dir)), FORMAT_PREFERENCE, o.log);
   }
   if (o.initramfs && !existsSync(o.initramfs)) throw new Error(`--initramfs ${o.initramfs}: no such file`);
+  const keys = o.sealed === undefined ? undefined : sealingKeys(o.sealed, o.bootloader);
 
   for (const r of await clearStaleInstalls(tmpdir())) o.log(`removed what a killed install left: ${r}`);
   const target = inspectTarget(o.target);
@@ -124,6 +131,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     let grubModules: string | undefined;
     const grub = o.bootloader === "grub";
     let espWhere: string;
+    let uki: SealResult | undefined;
     const mnt = join(work, "deploy");
     mkdirSync(mnt);
     const kver = await withDeploymentMounted(root, staged.id, mnt, async (tree) => {
@@ -142,6 +150,10 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
         cpSync(treeGrub, grubModules, { recursive: true });
       }
       espWhere = espMountPoint(tree);
+      if (keys) {
+        o.log("sealing: building and signing the UKI");
+        uki = await sealTree({ tree, imageDigest: staged.imageDigest, initrd: initrdCopy, keys, version: o.version ?? "1", kargs: o.kargs, out: join(work, "uki.efi") });
+      }
       return k.kver;
     }, o.log);
     if (grub) {
@@ -153,7 +165,12 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
       efi ??= existsSync(HOST_SYSTEMD_BOOT) ? HOST_SYSTEMD_BOOT : undefined;
       if (!efi) throw new Error(`systemd-bootx64.efi not found in the tree nor at ${HOST_SYSTEMD_BOOT} (apt-get install systemd-boot-efi)`);
       o.log(`installing systemd-boot from ${efi}`);
-      installSystemdBoot(esp, efi);
+      if (keys) {
+        const signed = join(work, "systemd-bootx64.signed.efi");
+        await signEfi(keys, efi, signed);
+        efi = signed;
+      }
+      installSystemdBoot(esp, efi, keys ? SEALED_LOADER_CONF : undefined);
     }
     // The installed system mounts its ESP so status, rollback and systemd-bless-boot can reach the
     // entries. A unit in the deployment's /etc upper is a local change: it carries over to updates.
@@ -166,7 +183,9 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     const espBytes = statSync(kernelCopy).size + statSync(initrdCopy).size + treeSize(esp);
     const full = checkSpace([{ what: `ESP ${disk.esp}`, needed: espBytes, free: ESP_USABLE }]);
     if (full) throw full;
-    const entry = writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs, freeBytes: () => ESP_USABLE });
+    const entry = keys && uki
+      ? { file: writeSealedEsp(esp, keys, uki.out, ukiFileName(o.version ?? "1", staged.imageDigest)) }
+      : writeDeploymentEntry({ esp, manifest, rootUuid, kernel: kernelCopy, initrd: initrdCopy, extraArgs: o.kargs, freeBytes: () => ESP_USABLE });
     o.log(`writing the ESP (${(espBytes / 1048576).toFixed(1)} MiB)`);
     checkpoint("install:esp-assembled");
     await copyToVfat(esp, disk.esp);
