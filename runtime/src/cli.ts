@@ -45,7 +45,8 @@ export const COMMANDS: CommandSpec[] = [
     options: [SYSROOT, ["--format <format>", "composefs | erofs", { default: "composefs" }], JSON_OPT,
       ["--check", "Only say whether an update is available"],
       ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
-      ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
+      ESP, CMDLINE, SIG_POLICY, NO_VERIFY,
+      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"]],
     load: () => import("./commands/upgrade.ts"),
   },
   {
@@ -127,7 +128,8 @@ export const COMMANDS: CommandSpec[] = [
     description: "install | remove | list | reapply: Debian packages layered onto the deployment with apt (DKMS included)",
     options: [SYSROOT, ESP, JSON_OPT, CMDLINE,
       ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
-      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"]],
+      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"],
+      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"]],
     load: () => import("./commands/layer.ts"),
   },
   {

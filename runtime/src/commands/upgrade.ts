@@ -10,6 +10,7 @@ import type { Manifest } from "../manifest.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { reapplyLayers } from "../layer/layer.ts";
+import { aptConfigFor } from "../layer/apt-config.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 import { particleEntries, readEntries } from "../bootloader/entries.ts";
 import { existsSync } from "node:fs";
@@ -77,7 +78,7 @@ async function upgradeLayered(tracked: Manifest, reference: string, opts: Record
   const sysroot = String(opts.sysroot);
   const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr });
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
-  const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, log: say });
+  const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, aptConfig: aptConfigFor(opts), log: say });
   const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say }) : undefined;
   if (opts.json) {
     const { plan, ...rest } = r!;
