@@ -48,6 +48,7 @@ async function layouts(g: GuestTree): Promise<{ dir: string; v1: string; v2: str
   const dir = await cached(`oci-layering-${hashOf(LAYERING_VERSION, g.key)}`, async (out) => {
     const base = { tar: tarDir(g.dir), compression: "gzip" as const };
     const v1 = writeImage(join(out, "v1/layout"), { tag: "os", layers: [base] });
+    mkdirSync(join(out, "v2"));
     sh("cp", ["-a", join(out, "v1/layout"), join(out, "v2/layout")]);
     const v2 = writeImage(join(out, "v2/layout"), { tag: "os", layers: [base, { tar: tarBytes([{ path: V2_MARKER, data: V2_MARKER_TEXT }]), compression: "gzip" }] });
     sh("sh", ["-c", `echo ${v1} >"$1/v1/digest"; echo ${v2} >"$1/v2/digest"`, "sh", out]);
