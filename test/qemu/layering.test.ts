@@ -45,6 +45,8 @@ const INSTALL = `${PRELUDE}
 ${GUEST_NET}
 ${PACKAGE_STATE}
 set +e
+# With lists (the persistent /var is writable) apt resolves the package and then needs dpkg's lock.
+apt-get -q update >/dev/null 2>&1
 apt-get install -y hello >/run/apt.out 2>&1
 kv apt-get-exit "$?"
 set -e
@@ -107,6 +109,9 @@ describe("package layering on a booted guest (issue 14)", () => {
 
   it("layers a plain package, a DKMS package and skopeo on the booted system; apt itself is refused", async () => {
     const p = await boot("layering-1-install", INSTALL);
+    // Recorded first: the later boots check against them even when an expectation here fails.
+    ids.base = p.json.status?.status.booted.id;
+    ids.layered = p.json.layer?.id;
     expect(p.kv["repo-reachable"]).toBe("yes");
     // The booted deployment's own database, read-only, over the shared /var/lib/dpkg.
     expect(p.kv["dpkg-mount"]).toBe("overlay ro");
@@ -116,17 +121,16 @@ describe("package layering on a booted guest (issue 14)", () => {
     expect(p.kv["apt-get-exit"]).toBe("100");
     expect(p.kv["apt-get-error"]).toMatch(/\/var\/lib\/dpkg\/lock-frontend .*Read-only file system/);
     const l = p.json.layer;
-    ids.base = p.json.status.status.booted.id;
     expect(l).toMatchObject({ layered: LAYERED, added: LAYERED, mode: "rebase", headers: `linux-headers-${c.g.kver}`, kernel: c.g.kver, modulesChanged: [c.g.kver] });
     expect(l.dkms).toEqual([expect.stringMatching(new RegExp(`^acpi-call/[^,]+, ${c.g.kver.replaceAll("+", "\\+")}, x86_64: installed`))]);
     expect(l.entry).toBeTruthy();
-    ids.layered = l.id;
     expect(p.json.status.spec.defaultDeployment).toBe(l.id);
     console.log(`layer install ${LAYERED.join(" ")} in the guest: ${p.kv["layer-seconds"]} s (apt + DKMS ${l.seconds.apt} s, staging ${l.seconds.stage} s); repository requests: ${repo.requests.length}`);
   }, TEST_TIMEOUT);
 
   it("after the reboot dpkg, apt and dpkg -S list them, and the DKMS module loads", async () => {
     const p = await boot("layering-2-layered", ON_LAYERED);
+    ids.removed = p.json.remove?.id;
     expect(p.kv["booted-id"]).toBe(ids.layered);
     expect(p.kv["dpkg-l"]!.trim()).toBe(LAYERED.join(" "));
     expect(p.kv["apt-list"]!.trim()).toBe(LAYERED.join(" "));
@@ -138,12 +142,12 @@ describe("package layering on a booted guest (issue 14)", () => {
     expect(p.kv["module-file"]).toMatch(new RegExp(`/modules/${c.g.kver.replaceAll("+", "\\+")}/updates/dkms/${DKMS_MODULE}\\.ko(\\.xz|\\.zst)?$`));
     const r = p.json.remove;
     expect(r).toMatchObject({ layered: ["hello", "skopeo"], removed: ["acpi-call-dkms"], mode: "rebase", lower: ids.base });
-    ids.removed = r.id;
     console.log(`layer remove acpi-call-dkms in the guest: ${p.kv["remove-seconds"]} s (apt ${r.seconds.apt} s, staging ${r.seconds.stage} s)`);
   }, TEST_TIMEOUT);
 
   it("after the next reboot the DKMS package and its module are gone; upgrade to v2 keeps the layered packages", async () => {
     const p = await boot("layering-3-removed", ON_REMOVED, [c.v2]);
+    ids.upgraded = p.json.upgrade?.id;
     expect(p.kv["booted-id"]).toBe(ids.removed);
     expect(p.kv["dpkg-l"]!.trim()).toBe("hello skopeo");
     expect(p.kv["apt-list"]!.trim()).toBe("hello skopeo");
@@ -153,7 +157,6 @@ describe("package layering on a booted guest (issue 14)", () => {
     expect(u.layered).toEqual(["hello", "skopeo"]);
     expect(u.base.id).not.toBe(ids.base);
     expect(u.entry).toBeTruthy();
-    ids.upgraded = u.id;
     console.log(`upgrade (new image + re-applied packages) in the guest: ${p.kv["upgrade-seconds"]} s`);
   }, TEST_TIMEOUT);
 
