@@ -18,6 +18,7 @@ import {
   makeWorkspace,
   mountReadOnlyRoot,
   mountWritable,
+  mountDpkgDatabase,
   moveIntoPlace,
   sealingMayWrite,
   withWritableSysroot,
@@ -55,6 +56,8 @@ function boot(argv: string[], log: Log): void {
     if (writable.kind === "persistent") ensureWritableSysroot(sysroot);
     if (overlayroot.mode === "device") waitForDevice(overlayroot.dev, overlayroot.timeout ?? DEVICE_TIMEOUT_S);
     const newRoot = mountWritable(ws, root, writable);
+    const dpkg = mountDpkgDatabase(newRoot, writable);
+    if (dpkg) log.warn(dpkg);
     moveIntoPlace(sysroot, target, newRoot);
     moved = true;
     writeBootedMarker(runDir, {

@@ -13,11 +13,13 @@ import {
   planMoveIntoPlace,
   planRoot,
   planWritable,
+  planDpkgDatabase,
   SEALED_STAMP,
   unmountTree,
   type OverlayVerity,
   type Writable,
 } from "../../runtime/src/mounts/index.ts";
+import { DPKG_DB, VAR_DPKG } from "../../runtime/src/tree/dpkg-db.ts";
 import { deployDir, imagePath, storeLayout } from "../../runtime/src/store/layout.ts";
 import { compareIds } from "../../runtime/src/store/deployments.ts";
 import { writeFileAtomic } from "../../runtime/src/system/atomic.ts";
@@ -189,6 +191,20 @@ export function mountWritable(ws: string, root: string, w: Writable): string {
   const target = overlayroot ? join(ws, "root") : root;
   executePlan([...(overlayroot ? [{ op: "mkdir" as const, path: target }] : []), ...planWritable({ root, target, helperDir: ws, writable: w })]);
   return target;
+}
+
+/**
+ * Binds the deployment's dpkg database over the shared /var/lib/dpkg (mounts/plan.ts
+ * planDpkgDatabase). Returns a warning instead of failing the boot: a tree staged before the
+ * database moved into /usr has none, and a persistent /var/lib/dpkg that is not a directory is the
+ * administrator's and is left alone.
+ */
+export function mountDpkgDatabase(root: string, w: Writable): string | undefined {
+  if (w.kind !== "persistent" || !lstatSync(join(root, DPKG_DB), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+  const st = lstatSync(join(w.var, "lib/dpkg"), { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) return `/${VAR_DPKG} in the persistent /var is not a directory: the deployment's /${DPKG_DB} is not mounted there, dpkg and apt will not see its packages`;
+  executePlan(planDpkgDatabase(root));
+  return undefined;
 }
 
 export function moveIntoPlace(sysroot: string, target: string, newRoot: string): void {

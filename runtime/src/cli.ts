@@ -49,7 +49,8 @@ export const COMMANDS: CommandSpec[] = [
       ["--auto", "As the upgrade timer: do what /etc/particle/upgrade.conf's Policy= says (check, stage or reboot)"],
       ["--config <file>", "The upgrade policy file for --auto (default /etc/particle/upgrade.conf)"],
       ["--from <id>", "Track the image of this deployment instead of the booted one (a sysroot that is not running)"],
-      ESP, CMDLINE, SIG_POLICY, NO_VERIFY],
+      ESP, CMDLINE, SIG_POLICY, NO_VERIFY,
+      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"]],
     load: () => import("./commands/upgrade.ts"),
   },
   {
@@ -148,7 +149,8 @@ export const COMMANDS: CommandSpec[] = [
     description: "install | remove | list | reapply: Debian packages layered onto the deployment with apt (DKMS included)",
     options: [SYSROOT, ESP, JSON_OPT, CMDLINE,
       ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
-      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"]],
+      ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"],
+      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"]],
     load: () => import("./commands/layer.ts"),
   },
   {

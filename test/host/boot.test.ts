@@ -3,7 +3,7 @@
 // `require` must be refused with a clear message.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, symlinkSync, writeFileSync, openSync, writeSync, closeSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_TREE, stageFixture, type Fixture } from "../../boot/test/fixture.ts";
@@ -22,6 +22,10 @@ beforeAll(() => {
   fx.o1 = stageFixture(phys, "o1", "composefs", [...DEFAULT_TREE, { path: "etc/overlayroot.conf", content: '# test\noverlayroot="tmpfs:swap=1,recurse=0"\n' }]);
   fx.t1 = stageFixture(phys, "t1", "erofs", [...DEFAULT_TREE, { path: "etc/tampered", content: "x" }]);
   fx.n1 = stageFixture(phys, "n1", "erofs", DEFAULT_TREE.filter((f) => f.path !== "sysroot"));
+  // Trees as staging leaves them (tree/dpkg-db.ts): the database in /usr, /var/lib/dpkg a link to it.
+  const dpkgTree = (pkg: string) => [...DEFAULT_TREE, { path: "usr/lib/sysimage/dpkg/status", content: `Package: ${pkg}\nStatus: install ok installed\n` }, { path: "var/lib/dpkg", symlink: "../../usr/lib/sysimage/dpkg" }];
+  fx.p1 = stageFixture(phys, "p1", "composefs", dpkgTree("one"));
+  fx.p2 = stageFixture(phys, "p2", "erofs", dpkgTree("two"));
   // Flip one byte of t1's image: its name (and deployment.json) still claim the old digest.
   const fd = openSync(fx.t1.image, "r+");
   writeSync(fd, Buffer.from([0x5a]), 0, 1, 2000);
@@ -124,6 +128,55 @@ describe("composefs deployment, target = sysroot (the initramfs case)", () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/WARNING: fs-verity is not available .*booting WITHOUT file verification/);
     expect(marker(a)).toMatchObject({ verity: "optional", overlayVerity: "off" });
+  });
+});
+
+describe("the dpkg database of the booted deployment (issue 14)", () => {
+  const status = (root: string) => readFileSync(join(root, "var/lib/dpkg/status"), "utf8");
+  const dpkgDir = () => join(phys, "particle/var/lib/dpkg");
+  afterEach(() => {
+    // Unmount before removing: this hook runs before the file's own.
+    while (arenas.length) dropArena(arenas.pop()!);
+    rmSync(join(phys, "particle/var/lib"), { recursive: true, force: true });
+  });
+
+  it("is bound read-only over the shared /var/lib/dpkg: each deployment lists its own packages", () => {
+    const a = arena();
+    const r = boot(a, cmd(fx.p1!, "particle.verity=off"));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("WARNING");
+    const m = child(child(findmnt(a.sysroot)!, join(a.sysroot, "var"))!, join(a.sysroot, "var/lib/dpkg"))!;
+    expect(m.options).toMatch(/(^|,)ro(,|$)/);
+    expect(status(a.sysroot)).toMatch(/^Package: one$/m);
+    // apt and dpkg cannot write it: packages come through `particle layer`.
+    expect(() => writeFileSync(join(a.sysroot, "var/lib/dpkg/lock-frontend"), "")).toThrow(/EROFS/);
+    dropArena(arenas.pop()!);
+    // Only an empty mount point stays in the persistent /var.
+    expect(readdirSync(dpkgDir())).toEqual([]);
+
+    const b = arena();
+    expect(boot(b, cmd(fx.p2!, "particle.verity=off")).status).toBe(0);
+    expect(status(b.sysroot)).toMatch(/^Package: two$/m);
+    dropArena(arenas.pop()!);
+    // Back to the first (a rollback): its set again.
+    const c = arena();
+    expect(boot(c, cmd(fx.p1!, "particle.verity=off")).status).toBe(0);
+    expect(status(c.sysroot)).toMatch(/^Package: one$/m);
+  });
+
+  it("a tree staged before the move gets no mount; a persistent /var/lib/dpkg that is no directory is left alone, with a warning", () => {
+    const a = arena();
+    expect(boot(a, cmd(fx.c1!, "particle.verity=off")).status).toBe(0);
+    expect(child(child(findmnt(a.sysroot)!, join(a.sysroot, "var"))!, join(a.sysroot, "var/lib/dpkg"))).toBeUndefined();
+    dropArena(arenas.pop()!);
+
+    mkdirSync(join(phys, "particle/var/lib"), { recursive: true });
+    symlinkSync("/nowhere", dpkgDir());
+    const b = arena();
+    const r = boot(b, cmd(fx.p1!, "particle.verity=off"));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/WARNING: \/var\/lib\/dpkg in the persistent \/var is not a directory/);
+    expect(readlinkSync(dpkgDir())).toBe("/nowhere");
   });
 });
 

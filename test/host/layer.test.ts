@@ -2,7 +2,7 @@
 // staged as the base, packages from Debian's archive are layered onto it with apt and dpkg in a
 // chroot, the deployments are mounted and searched. Needs root and deb.debian.org.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -75,6 +75,11 @@ describe("particle layer on a Debian trixie tree", () => {
     withMounted(hello.id, (root) => {
       expect(execFileSync("chroot", [root, "/usr/bin/hello"]).toString()).toBe("Hello, world!\n");
       expect(readFileSync(join(root, "var/lib/dpkg/status"), "utf8")).toMatch(/^Package: hello\nStatus: install ok installed$/m);
+      // The database lives in /usr (what particle-boot binds over the shared /var/lib/dpkg), and
+      // dpkg in the tree finds it through the link.
+      expect(readlinkSync(join(root, "var/lib/dpkg"))).toBe("../../usr/lib/sysimage/dpkg");
+      expect(readFileSync(join(root, "usr/lib/sysimage/dpkg/status"), "utf8")).toMatch(/^Package: hello\nStatus: install ok installed$/m);
+      expect(execFileSync("chroot", [root, "dpkg", "-S", "/usr/bin/hello"]).toString()).toBe("hello: /usr/bin/hello\n");
       expect(existsSync(join(root, "usr/share/doc/hello/copyright"))).toBe(true);
       // What the chroot needed stays out of the image.
       expect(existsSync(join(root, "usr/sbin/policy-rc.d"))).toBe(false);
@@ -121,6 +126,7 @@ describe("particle layer on a Debian trixie tree", () => {
     withMounted(r.id, (root) => {
       expect(existsSync(join(root, "usr/bin/hello"))).toBe(false);
       expect(readFileSync(join(root, "var/lib/dpkg/status"), "utf8")).not.toMatch(/^Package: hello$/m);
+      expect(readFileSync(join(root, "usr/lib/sysimage/dpkg/status"), "utf8")).toMatch(/^Package: dpkg$/m);
     });
   });
 

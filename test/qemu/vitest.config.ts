@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /** Longest first (minutes measured in CI), so the two workers end at about the same time. */
-const ORDER = ["grub", "cycle", "sealed", "powercut", "bookworm", "boot", "plain"];
+const ORDER = ["layering", "grub", "cycle", "sealed", "powercut", "bookworm", "boot", "plain"];
 const rank = (s: TestSpecification) => {
   const i = ORDER.indexOf(basename(s.moduleId).replace(/\.test\.ts$/, ""));
   return i < 0 ? ORDER.length : i;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  aptCommands, aptErrors, baseOf, checkPackageName, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls,
+  aptCommands, aptErrors, CHROOT_APT_ETC, baseOf, checkPackageName, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls,
 } from "../../runtime/src/layer/plan.ts";
 import { parseManifest, renderManifest, type Manifest } from "../../runtime/src/manifest.ts";
 import { buildStatus } from "../../runtime/src/deployments/status.ts";
@@ -79,6 +79,12 @@ describe("apt command lines", () => {
     expect(c.install).toBeUndefined();
     expect(c.simulate).toBeUndefined();
     expect(c.purge.map((x) => x.slice(-2))).toEqual([["purge", "jq"], ["autoremove", "--purge"]]);
+  });
+  it("a booted system's apt configuration: every apt-get run reads it, none without it", () => {
+    const c = aptCommands({ aptInstall: ["hello"], aptPurge: ["jq"] }, [], CHROOT_APT_ETC);
+    for (const argv of [c.update, c.simulate!, c.install!, ...c.purge]) expect(argv.join(" ")).toContain(`-o Dir::Etc=${CHROOT_APT_ETC} `);
+    const plain = aptCommands({ aptInstall: ["hello"], aptPurge: ["jq"] });
+    for (const argv of [plain.update, plain.simulate!, plain.install!, ...plain.purge]) expect(argv.join(" ")).not.toContain("Dir::Etc");
   });
 });
 

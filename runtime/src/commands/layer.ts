@@ -5,6 +5,7 @@ import { readStatus } from "../deployments/read.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { layerPackages, reapplyLayers, type LayerResult } from "../layer/layer.ts";
 import { baseOf } from "../layer/plan.ts";
+import { aptConfigFor } from "../layer/apt-config.ts";
 import { listDeployments } from "../store/deployments.ts";
 import { storeLayout } from "../store/layout.ts";
 
@@ -48,15 +49,16 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   }
   const sysroot = String(opts.sysroot);
   const from = fromDeployment(opts);
+  const aptConfig = aptConfigFor(opts);
   let r: LayerResult;
   if (action === "reapply") {
     const previous = listDeployments(storeLayout(sysroot)).find((d) => d.id === from);
     if (!previous) throw new Error(`deployment ${from} not found`);
-    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, log });
+    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, aptConfig, log });
     if (!got) throw new Error(`deployment ${from} has no layered packages to re-apply`);
     r = got;
   } else {
-    r = await layerPackages({ sysroot, from, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
+    r = await layerPackages({ sysroot, from, aptConfig, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
   }
   let entry: string | undefined;
   // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has

@@ -12,6 +12,7 @@ import type { Manifest } from "../manifest.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
 import { reapplyLayers } from "../layer/layer.ts";
+import { aptConfigFor } from "../layer/apt-config.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 import { particleEntries, readEntries } from "../bootloader/entries.ts";
 import { existsSync } from "node:fs";
@@ -137,7 +138,7 @@ async function upgradeLayered(tracked: Manifest, reference: string, opts: Record
 async function upgradeLayeredLocked(tracked: Manifest, reference: string, opts: Record<string, any>, say: (m: string) => void, boot: ReturnType<typeof stageBootTarget>, sysroot: string): Promise<string> {
   const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr });
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
-  const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, log: say });
+  const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, aptConfig: aptConfigFor(opts), log: say });
   const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say }) : undefined;
   if (opts.json) {
     const { plan, ...rest } = r!;

@@ -47,10 +47,11 @@ export const POLICY_RC_D = "#!/bin/sh\n# particle layer: no service starts in th
  * Runs `fn` with the chroot mounts in place: /proc, /sys and /dev (the host's, slaved so nothing
  * propagates back), tmpfs on /tmp, /var/tmp, /run and /var/cache/apt (downloads and caches stay out
  * of the image), apt's lists from `listsDir` (kept in the store's cache between layer runs),
- * resolv.conf from the host, and policy-rc.d. Files made for the chroot are removed afterwards, so
- * none of it reaches the staged tree.
+ * resolv.conf from the host, policy-rc.d, and `aptConfig` (a copy of the host directory `from` at
+ * `to`, under the chroot's /run). Files made for the chroot are removed afterwards, so none of it
+ * reaches the staged tree.
  */
-export async function withChrootMounts<T>(root: string, listsDir: string, scratch: string, fn: () => Promise<T>, log: (m: string) => void): Promise<T> {
+export async function withChrootMounts<T>(root: string, listsDir: string, scratch: string, aptConfig: { from: string; to: string } | undefined, fn: () => Promise<T>, log: (m: string) => void): Promise<T> {
   const mounts = new MountStack();
   const created: string[] = [];
   const at = (p: string) => join(root, p);
@@ -63,6 +64,12 @@ export async function withChrootMounts<T>(root: string, listsDir: string, scratc
     const resolv = existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf") : Buffer.from("");
     placeFile(root, "etc/resolv.conf", resolv, 0o644, scratch, mounts, created, log);
     placeFile(root, "usr/sbin/policy-rc.d", Buffer.from(POLICY_RC_D), 0o755, scratch, mounts, created, log);
+    if (aptConfig) {
+      // /run is the chroot's tmpfs: the copy never reaches the tree. Symlinks are followed so keys
+      // linked from the host's /usr/share/keyrings come along.
+      mkdirSync(dirname(at(aptConfig.to)), { recursive: true });
+      await run("cp", ["-rL", "--", aptConfig.from, at(aptConfig.to)]);
+    }
     return await fn();
   } finally {
     mounts.release(log);

@@ -14,7 +14,7 @@ import { acquireLock } from "../store/lock.ts";
 import { initStore, stage, type StageResult } from "../store/stage.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { chrootRun, modulesChanged, withChrootMounts, withLayerRoot } from "./chroot.ts";
-import { aptCommands, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
+import { aptCommands, CHROOT_APT_ETC, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
 
 export interface LayerResult extends StageResult {
   plan: LayerPlan;
@@ -34,6 +34,12 @@ export interface LayerOptions {
   /** The deployment the request is made against. */
   from: string;
   request: LayerRequest;
+  /**
+   * apt's configuration directory on this machine to use instead of the tree's /etc/apt: on a
+   * booted system its live /etc/apt, where the administrator keeps sources and keys (the image's
+   * /etc/apt is only the default the local /etc overlay starts from).
+   */
+  aptConfig?: string;
   log?: (m: string) => void;
 }
 
@@ -46,7 +52,7 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
   return withStoreLocked(o.sysroot, `layer ${o.request.install.map((p) => `+${p}`).concat(o.request.remove.map((p) => `-${p}`)).join(" ")}`, o.log, (l, deployments, sysroot) => {
     const from = deployments.find((m) => m.id === o.from);
     if (!from) throw new Error(`deployment ${o.from} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}));
+    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}), o.aptConfig);
   });
 }
 
@@ -56,12 +62,12 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
  * deployment (base + the same set). Returns undefined when `previous` has no layered packages: the
  * base itself is then the upgrade. The caller makes the returned deployment bootable.
  */
-export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; log?: (m: string) => void }): Promise<LayerResult | undefined> {
+export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; aptConfig?: string; log?: (m: string) => void }): Promise<LayerResult | undefined> {
   if (!o.previous.layered?.length) return undefined;
   return withStoreLocked(o.sysroot, `layer (re-apply onto ${o.baseId})`, o.log, (l, deployments, sysroot) => {
     const base = deployments.find((m) => m.id === o.baseId);
     if (!base) throw new Error(`deployment ${o.baseId} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}));
+    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}), o.aptConfig);
   });
 }
 
@@ -80,7 +86,7 @@ async function withStoreLocked<T>(sysrootArg: string, what: string, log: ((m: st
   }
 }
 
-async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void): Promise<LayerResult> {
+async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void, aptConfig?: string): Promise<LayerResult> {
   const t0 = performance.now();
   const secs = (a: number, b = performance.now()) => Number(((b - a) / 1000).toFixed(3));
   const lower = deployments.find((m) => m.id === plan.lower)!;
@@ -91,11 +97,12 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
   try {
     return await withLayerRoot(sysroot, lower, work, async ({ root, upper }) => {
       const kver = lower.kernel ?? kernelVersions(root).at(-1);
-      const cmds = aptCommands(plan);
+      const aptEtc = aptConfig ? CHROOT_APT_ETC : undefined;
+      const cmds = aptCommands(plan, [], aptEtc);
       let headers: string | undefined;
       let dkms: string[] = [];
       if (cmds.install || cmds.purge.length) {
-        await withChrootMounts(root, aptListsDir(l), scratch, async () => {
+        await withChrootMounts(root, aptListsDir(l), scratch, aptConfig ? { from: aptConfig, to: CHROOT_APT_ETC } : undefined, async () => {
           log("apt-get update");
           await chrootRun(root, cmds.update, "apt-get update");
           for (const c of cmds.purge) {
@@ -110,7 +117,7 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
               headers = headersPackage(kver);
               log(`DKMS: adding ${headers} to build modules for the deployment's kernel ${kver}`);
             }
-            const install = aptCommands(plan, headers ? [headers] : []).install!;
+            const install = aptCommands(plan, headers ? [headers] : [], aptEtc).install!;
             log(`apt-get install ${install.slice(install.indexOf("install") + 1).join(" ")}`);
             await chrootRun(root, install, "apt-get install");
           }

@@ -112,14 +112,22 @@ export interface AptCommands {
   install: string[] | undefined;
 }
 
-/** Pure: the apt-get command lines of a plan (before the DKMS headers are known). */
-export function aptCommands(p: Pick<LayerPlan, "aptInstall" | "aptPurge">, extra: readonly string[] = []): AptCommands {
+/** Where, inside the chroot, a copy of the booted system's /etc/apt is put (a tmpfs: see chroot.ts). */
+export const CHROOT_APT_ETC = "/run/particle-apt";
+
+/**
+ * Pure: the apt-get command lines of a plan (before the DKMS headers are known). `aptEtc`: apt's
+ * configuration directory in the chroot when it is not the tree's own /etc/apt (the booted
+ * system's sources and keys, see layer.ts).
+ */
+export function aptCommands(p: Pick<LayerPlan, "aptInstall" | "aptPurge">, extra: readonly string[] = [], aptEtc?: string): AptCommands {
   const install = [...p.aptInstall, ...extra];
+  const opts = [...APT_OPTIONS, ...(aptEtc ? ["-o", `Dir::Etc=${aptEtc}`] : [])];
   return {
-    update: ["apt-get", "-q", "update"],
-    simulate: install.length ? ["apt-get", ...APT_OPTIONS, "--simulate", "install", ...install] : undefined,
-    purge: p.aptPurge.length ? [["apt-get", ...APT_OPTIONS, "purge", ...p.aptPurge], ["apt-get", ...APT_OPTIONS, "autoremove", "--purge"]] : [],
-    install: install.length ? ["apt-get", ...APT_OPTIONS, "install", ...install] : undefined,
+    update: ["apt-get", "-q", ...(aptEtc ? ["-o", `Dir::Etc=${aptEtc}`] : []), "update"],
+    simulate: install.length ? ["apt-get", ...opts, "--simulate", "install", ...install] : undefined,
+    purge: p.aptPurge.length ? [["apt-get", ...opts, "purge", ...p.aptPurge], ["apt-get", ...opts, "autoremove", "--purge"]] : [],
+    install: install.length ? ["apt-get", ...opts, "install", ...install] : undefined,
   };
 }
 

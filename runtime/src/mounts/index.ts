@@ -13,7 +13,7 @@ import { mountsUnder, parseMountinfo } from "./mountinfo.ts";
 import { planDeploymentMount, type OverlayVerity, type VerityMode, type Writable } from "./plan.ts";
 import { checkImage, sealObjects, type ImageCheck, type SealResult } from "./verity.ts";
 
-export { planDeploymentMount, planRoot, planWritable, planMoveIntoPlace, composefsOverlayOptions, VerityMode, OverlayVerity, writableSchema } from "./plan.ts";
+export { planDeploymentMount, planDpkgDatabase, planRoot, planWritable, planMoveIntoPlace, composefsOverlayOptions, VerityMode, OverlayVerity, writableSchema } from "./plan.ts";
 export type { Step, Writable } from "./plan.ts";
 export { executePlan, describeStep } from "./execute.ts";
 export { checkImage, sealObjects, measureFile, type Digests, type Measure } from "./verity.ts";

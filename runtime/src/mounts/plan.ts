@@ -8,6 +8,7 @@ import * as z from "zod/mini";
 import { lazySchema } from "./lazy-schema.ts";
 import { RootFormat } from "../manifest.ts";
 import { overlayPath } from "./overlay-options.ts";
+import { DPKG_DB, VAR_DPKG } from "../tree/dpkg-db.ts";
 
 /** What the user asks for (particle.verity=, `particle mount --verity`). */
 export const VerityMode = z.enum(["require", "optional", "off"]);
@@ -145,6 +146,21 @@ export function planWritable(i: WritablePlanInput): Step[] {
     { op: "detach", target: i.root },
     { op: "detach", target: rw },
     { op: "rmdir", path: rw },
+  ];
+}
+
+/**
+ * The booted deployment's own dpkg database over the shared /var/lib/dpkg (tree/dpkg-db.ts): a
+ * bind of <root>/usr/lib/sysimage/dpkg, read-only like the rest of /usr, so `dpkg -l` lists what
+ * this deployment has and a rollback lists the older set. Nothing in the persistent /var changes
+ * but an empty mount point. After the /var bind (planWritable); the caller checks that the tree has
+ * the database and that the persistent /var/lib/dpkg is a directory or absent (a bind follows symlinks).
+ */
+export function planDpkgDatabase(root: string): Step[] {
+  const target = join(root, VAR_DPKG);
+  return [
+    { op: "mkdir", path: target },
+    { op: "bind", source: join(root, DPKG_DB), target, recursive: false },
   ];
 }
 

@@ -13,6 +13,7 @@ import { run } from "../system/exec.ts";
 import { diskFree, syncfsPath } from "../system/libc.ts";
 import { scanTree } from "../tree/scan.ts";
 import { sortEntries, walk, type Inode } from "../tree/model.ts";
+import { DPKG_DB, moveDpkgDatabase, VAR_DPKG } from "../tree/dpkg-db.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
@@ -110,6 +111,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     : await prepareDir(l, opts, work, src, log, at);
   const { root, staged, format } = prepared;
   addMountPoints(root);
+  // mksquashfs reads the directory itself: a squashfs root keeps its database where the tree has it.
+  if (opts.format !== "squashfs" && moveDpkgDatabase(root) === "moved") log(`the dpkg database moves to /${DPKG_DB} (/${VAR_DPKG} links to it)`);
 
   if (format === "composefs") {
     await writeErofs(composefsTree(root), image, { mode: "metadata" });

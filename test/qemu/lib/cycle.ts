@@ -102,7 +102,7 @@ export function copyDisk(c: CycleInputs, dest: string): string {
 
 // Each script prints `particle status` for people and `JSON:<name>:<one line>` / `KV:<key>:<value>`
 // for the host to check.
-const PRELUDE = `set -euo pipefail
+export const PRELUDE = `set -euo pipefail
 j() { echo "JSON:$1:$(tr -d '\\n')"; }
 kv() { echo "KV:$1:$2"; }
 now() { cut -d' ' -f1 /proc/uptime; }

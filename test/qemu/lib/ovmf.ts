@@ -25,10 +25,12 @@ export function firmwareArgs(disk: string): string[] {
 export interface DiskBootOptions extends Omit<BootOptions, "kernel" | "initrd" | "append" | "disks" | "machineArgs"> {
   /** The installed disk (/dev/vda). */
   disk: string;
+  /** More QEMU arguments after the firmware's, e.g. a NIC (apt-repo.ts guestNetArgs). */
+  extraArgs?: string[];
 }
 
 function options(o: DiskBootOptions): BootOptions {
-  return { ...o, disks: [o.disk], machineArgs: firmwareArgs(o.disk) };
+  return { ...o, disks: [o.disk], machineArgs: [...firmwareArgs(o.disk), ...(o.extraArgs ?? [])] };
 }
 
 /** One boot of `disk` through OVMF and its boot loader. */
