@@ -29,7 +29,8 @@ export const COMMANDS: CommandSpec[] = [
     options: [SYSROOT, ["--format <format>", "composefs | erofs | squashfs", { default: "composefs" }], JSON_OPT,
       ["--version <version>", "Version string recorded in the manifest"],
       ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
-      CMDLINE, SIG_POLICY, NO_VERIFY],
+      CMDLINE, SIG_POLICY, NO_VERIFY,
+      ["--consume", "dir: sources: give the tree away; its files become the store's objects (hardlinks, no copy) and the tree is removed afterwards (ostree's --consume)"]],
     load: () => import("./commands/stage.ts"),
   },
   {

@@ -25,6 +25,7 @@ export default async function (args: string[], opts: Record<string, any>): Promi
     log,
     policy: policyFromOptions(opts),
     progressOut: process.stderr,
+    consume: opts.consume === true,
   });
   let entry: string | undefined;
   if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
