@@ -119,7 +119,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
   }
   if (opts.format === "composefs") {
-    await writeErofs(composefsTree(root), image, { mode: "metadata" });
+    await writeErofs(composefsTree(root, { inPlace: true }), image, { mode: "metadata" });
     releaseMemory();
   } else if (opts.format === "erofs") {
     await writeErofs(root, image, { mode: "full" });
