@@ -152,3 +152,16 @@ export const log = (msg: string): void => {
   const t = new Date().toISOString().slice(11, 19);
   process.stderr.write(`[bench ${t}] ${msg}\n`);
 };
+
+/** A timing with the command's peak memory, read from `/usr/bin/time -v` around it. */
+export interface RssTiming extends Timing {
+  maxRssKB: number;
+}
+
+/** Like `timed`, under `/usr/bin/time -v`: its "Maximum resident set size" is the command's peak RSS. */
+export async function timedRss(cmd: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<RssTiming> {
+  const t = await timed(["/usr/bin/time", "-v", ...cmd], opts);
+  const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(t.stderr);
+  if (!m) throw new BenchError(`/usr/bin/time -v printed no maximum RSS for ${cmd.join(" ")}`);
+  return { ...t, maxRssKB: Number(m[1]) };
+}

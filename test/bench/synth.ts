@@ -8,8 +8,12 @@
 // blocks spill beyond one 4 KiB block); the others hold `files` entries. Sizes follow a fixed cycle
 // (0 B to 16 KiB, mostly under 4 KiB, as in /usr/share); every `dupEvery`-th file repeats an earlier
 // content, so the store deduplicates some objects as it does on real trees.
-import { chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setXattr } from "../../runtime/src/system/libc.ts";
+import { benchCacheDir, log, sh } from "./lib.ts";
+import { fsverityDigests, MKFS_REF_ARGS, overlayXattrs, walk } from "./workload.ts";
 
 export const SYNTH_RECIPE = {
   version: 1,
@@ -74,4 +78,71 @@ export function synthesize(root: string, r = SYNTH_RECIPE): number {
   for (let t = 0; t < r.top; t++) rec(join(root, `top${t}`), 1);
   utimesSync(root, T, T);
   return n;
+}
+
+export interface SynthWorkload {
+  dir: string;
+  tree: string;
+  refImage: string;
+  manifest: {
+    recipe: typeof SYNTH_RECIPE;
+    key: string;
+    buildSeconds: number;
+    counts: { regularFiles: number; regularBytes: number; dirs: number; symlinks: number; distinctDigests: number };
+    reference: { mkfsArgs: string[]; imageBytes: number };
+  };
+}
+
+/**
+ * The scale workload, built once under `<bench cache>/synth-<key>/`: tree/ and, as for the /usr
+ * workload, ref-tree/ + ref.erofs (empty files carrying only the two overlay xattrs) as the bound of
+ * the metadata image.
+ */
+export async function synthWorkload(): Promise<SynthWorkload> {
+  const key = createHash("sha256").update(JSON.stringify(SYNTH_RECIPE)).digest("hex").slice(0, 16);
+  const cache = benchCacheDir();
+  const dir = join(cache, `synth-${key}`);
+  const read = (): SynthWorkload => ({ dir, tree: join(dir, "tree"), refImage: join(dir, "ref.erofs"), manifest: JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) });
+  if (existsSync(join(dir, "manifest.json"))) return read();
+  for (const n of readdirSync(cache)) if (n.startsWith("synth-") && n !== `synth-${key}`) rmSync(join(cache, n), { recursive: true, force: true });
+  const t0 = performance.now();
+  const building = `${dir}.building`;
+  rmSync(building, { recursive: true, force: true });
+  mkdirSync(building, { recursive: true });
+  const tree = join(building, "tree");
+  log(`synthesizing the scale workload in ${building} (once; cached by recipe key ${key})`);
+  synthesize(tree);
+  const entries = walk(tree);
+  const files = entries.filter((e) => e.kind === "file");
+  const nonEmpty = files.filter((f) => f.size > 0);
+  log(`fs-verity digests of ${nonEmpty.length} files (reference image, expected objects)`);
+  const digests = await fsverityDigests(tree, nonEmpty.map((f) => f.rel));
+  const refTree = join(building, "ref-tree");
+  await sh(["cp", "-a", "--attributes-only", tree, refTree]);
+  for (const f of nonEmpty) {
+    const { redirect, metacopy } = overlayXattrs(digests.get(f.rel)!);
+    const p = Buffer.from(join(refTree, f.rel));
+    setXattr(p, Buffer.from("trusted.overlay.metacopy"), metacopy);
+    setXattr(p, Buffer.from("trusted.overlay.redirect"), redirect);
+  }
+  const refImage = join(building, "ref.erofs");
+  const mkfsArgs = [...MKFS_REF_ARGS, refImage, refTree];
+  await sh(mkfsArgs);
+  const manifest: SynthWorkload["manifest"] = {
+    recipe: SYNTH_RECIPE,
+    key,
+    buildSeconds: (performance.now() - t0) / 1000,
+    counts: {
+      regularFiles: files.length,
+      regularBytes: files.reduce((a, f) => a + f.size, 0),
+      dirs: entries.filter((e) => e.kind === "dir").length,
+      symlinks: entries.filter((e) => e.kind === "symlink").length,
+      distinctDigests: new Set(digests.values()).size,
+    },
+    reference: { mkfsArgs: mkfsArgs.map((a) => a.replace(building, dir)), imageBytes: statSync(refImage).size },
+  };
+  writeFileSync(join(building, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  renameSync(building, dir);
+  log(`scale workload built in ${manifest.buildSeconds.toFixed(0)} s: ${manifest.counts.regularFiles} files`);
+  return read();
 }
