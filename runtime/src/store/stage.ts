@@ -87,6 +87,10 @@ export function initStore(l: StoreLayout, log?: (m: string) => void): void {
 export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
+  // Refused before anything is read: a consumed tree is removed, so only a stage that links its files may take it.
+  if (opts.consume && (src.kind !== "dir" || opts.format !== "composefs")) {
+    throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
+  }
   const l = storeLayout(opts.sysroot);
   initStore(l, log);
   const lock = opts.lockHeld ? undefined : acquireLock(l.lock, `stage ${opts.source}`, log);
@@ -115,9 +119,6 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   const { root, staged } = prepared;
   addMountPoints(root);
 
-  if (opts.consume && (src.kind !== "dir" || opts.format !== "composefs")) {
-    throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
-  }
   if (opts.format === "composefs") {
     await writeErofs(composefsTree(root, { inPlace: true }), image, { mode: "metadata" });
     releaseMemory();
