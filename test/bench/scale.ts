@@ -39,8 +39,6 @@ export const scaleSection: BenchSection = {
     const work = join(w.dir, "work");
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work);
-    // Read before the store section's sysroots are written over it: the figures of this same run.
-    const small = storeFigures(ctx.outDir);
     const rounds: Round[] = [];
     try {
       for (let round = 1; round <= ctx.runs; round++) {
@@ -63,6 +61,8 @@ export const scaleSection: BenchSection = {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
+    // The store section of this same run (it runs first and writes its JSON when it ends).
+    const small = storeFigures(ctx.outDir);
     const med = (k: keyof Round) => median(rounds.map((r) => r[k] as number));
     const stageS = med("stageS"), copyS = med("copyS"), rss = med("maxRssMB");
     const perFile = stageS / m.counts.regularFiles;
