@@ -13,7 +13,7 @@ export PARTICLE_CACHE := $(CACHE)
 APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-utils ovmf skopeo \
 	squashfs-tools e2fsprogs zstd dosfstools mtools attr gdisk fdisk util-linux xz-utils cpio \
 	systemd-boot-efi systemd-boot binutils python3 grub-efi-amd64-bin grub-common umoci buildah \
-	docker-registry gpg sbsigntool efitools openssl dpkg-dev
+	docker-registry gpg sbsigntool efitools openssl dpkg-dev time
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 

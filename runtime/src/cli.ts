@@ -31,7 +31,8 @@ export const COMMANDS: CommandSpec[] = [
       ["--version <version>", "Version string recorded in the manifest"],
       ["--esp <dir>", "Also write the boot entry on this ESP (default on a particle-booted system: its ESP)"],
       CMDLINE, SIG_POLICY, NO_VERIFY,
-      ["--uki <file>", "Sealed machine: the signed UKI (particle seal) that pins this image; installed as its boot entry"]],
+      ["--uki <file>", "Sealed machine: the signed UKI (particle seal) that pins this image; installed as its boot entry"],
+      ["--consume", "dir: sources: give the tree away; its files become the store's objects (hardlinks, no copy) and the tree is removed afterwards (ostree's --consume)"]],
     load: () => import("./commands/stage.ts"),
   },
   {

@@ -1,8 +1,8 @@
 // Shared helpers for `make bench` sections: timing external commands, the cache directory,
 // formatting, and writing results. Sections stay small and comparable because they all time
 // and print the same way.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 /** Repository root (test/bench/ is two levels below it). */
@@ -152,3 +152,25 @@ export const log = (msg: string): void => {
   const t = new Date().toISOString().slice(11, 19);
   process.stderr.write(`[bench ${t}] ${msg}\n`);
 };
+
+/** A timing with the command's peak memory, read from `/usr/bin/time -v` around it. */
+export interface RssTiming extends Timing {
+  maxRssKB: number;
+}
+
+/**
+ * Like `timed`, under `/usr/bin/time -v`: its "Maximum resident set size" is the command's peak RSS.
+ * The report goes to a file (-o): a Bun child leaves the shared stderr pipe non-blocking, and
+ * time(1) writing its report there after the child exits then failed with EAGAIN (exit status 1).
+ */
+export async function timedRss(cmd: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<RssTiming> {
+  const report = join(tmpdir(), `bench-time-${process.pid}-${Date.now()}.txt`);
+  try {
+    const t = await timed(["/usr/bin/time", "-v", "-o", report, ...cmd], opts);
+    const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(readFileSync(report, "utf8"));
+    if (!m) throw new BenchError(`/usr/bin/time -v printed no maximum RSS for ${cmd.join(" ")}`);
+    return { ...t, maxRssKB: Number(m[1]) };
+  } finally {
+    rmSync(report, { force: true });
+  }
+}

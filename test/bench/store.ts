@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { imagePath, storeLayout } from "../../runtime/src/store/layout.ts";
 import { diskFree } from "../../runtime/src/system/libc.ts";
 import {
-  BenchError, fmtBytes, fmtInt, fmtS, fmtX, log, median, REPO, sh, table, timed,
+  BenchError, fmtBytes, fmtInt, fmtS, fmtX, log, median, REPO, sh, table, timed, timedRss,
   type BenchContext, type BenchSection, type SectionResult, type TargetResult, type Timing,
 } from "./lib.ts";
 import { placeAtSrc, workload, type Workload } from "./workload.ts";
@@ -32,10 +32,15 @@ import { placeAtSrc, workload, type Workload } from "./workload.ts";
 const OSTREE_COMMIT = (repo: string, tree: string) => ["ostree", `--repo=${repo}`, "commit", "--branch=b", `--tree=dir=${tree}`];
 const FLOOR_SH = "find src -type f -print0 | xargs -0 -P2 -n 500 fsverity digest >/dev/null";
 const WARM_SH = "find src -type f -print0 | xargs -0 -P2 -n 500 cat >/dev/null";
+/** The copy floor (issue 13): what copying the tree costs on this filesystem, made durable. */
+const COPY_SH = (dest: string) => `cp -a src '${dest}' && sync`;
+/** Peak-memory budget of a first stage of the ~63k-file tree (issue 13). */
+const RSS_BUDGET_MB = 150;
 
-interface Sample { wallS: number; cpuS: number; userS: number; sysS: number; writebackS: number; warmS: number; cpuStall: number; ioStall: number }
-const sample = (t: Timing, writebackS: number, warmS: number): Sample =>
-  ({ wallS: t.wallS, cpuS: t.userS + t.sysS, userS: t.userS, sysS: t.sysS, writebackS, warmS, cpuStall: t.cpuStall, ioStall: t.ioStall });
+interface Sample { wallS: number; cpuS: number; userS: number; sysS: number; writebackS: number; warmS: number; cpuStall: number; ioStall: number; maxRssMB?: number }
+const sample = (t: Timing & { maxRssKB?: number }, writebackS: number, warmS: number): Sample =>
+  ({ wallS: t.wallS, cpuS: t.userS + t.sysS, userS: t.userS, sysS: t.sysS, writebackS, warmS, cpuStall: t.cpuStall, ioStall: t.ioStall,
+    ...(t.maxRssKB === undefined ? {} : { maxRssMB: t.maxRssKB / 1024 }) });
 
 interface StageJson { id: string; format: string; imageDigest: string; objectsAdded: number; bytesAdded: number; [k: string]: unknown }
 
@@ -142,6 +147,8 @@ async function versions(particle: string): Promise<Record<string, string>> {
   return { ostree, fsverity, erofsUtils: erofs, particleCommit: commit, particleBinary: particle, kernel };
 }
 
+const fmtMB = (x: number | null): string => (x == null ? "n/a" : `${x.toFixed(0)} MB`);
+
 export const storeSection: BenchSection = {
   name: "store",
   title: "Store: particle stage vs ostree commit vs the fs-verity hashing floor",
@@ -155,7 +162,8 @@ export const storeSection: BenchSection = {
     // to a temporary before finding the object exists), so by default it runs once to keep `make bench`
     // under ~15 min; BENCH_OSTREE_RUNS=3 gives it a median too.
     const ostreeRuns = Math.max(1, Math.min(ctx.runs, Number(process.env.BENCH_OSTREE_RUNS ?? 1)));
-    const need = Math.ceil((ctx.runs + ostreeRuns) * m.counts.regularBytes * 1.1) + 2 ** 30;
+    // Per round a sysroot and a consumed copy; once a copy_file_range sysroot; per ostree round a repo.
+    const need = Math.ceil((2 * ctx.runs + 1 + ostreeRuns) * m.counts.regularBytes * 1.1) + 2 ** 30;
     const { free } = diskFree(work);
     if (free < need) throw new BenchError(`${work}: ${fmtBytes(free)} free, the run needs about ${fmtBytes(need)} (a sysroot and a repo per round)`);
     const fsType = (await sh(["findmnt", "-n", "-o", "FSTYPE", "-T", w.dir])).trim();
@@ -171,6 +179,7 @@ export const storeSection: BenchSection = {
     process.once("SIGTERM", onSignal);
 
     const floor: Sample[] = [], pFirst: Sample[] = [], pRe: Sample[] = [], oFirst: Sample[] = [], oSecond: Sample[] = [];
+    const copyFloor: Sample[] = [], pConsume: Sample[] = [], pRange: Sample[] = [];
     const pFirstJson: StageJson[] = [], pReJson: StageJson[] = [];
     let imageBytes: number | null = null, imageBytesChanged: number | null = null;
     let reDelta: { objects: number; images: number } | null = null;
@@ -188,6 +197,12 @@ export const storeSection: BenchSection = {
         const f = await timed(["sh", "-c", FLOOR_SH], { cwd: w.dir });
         floor.push(sample(f, await syncTime(), wS));
 
+        log(`round ${round}/${ctx.runs}: copy floor (cp -a + sync)`);
+        const copy = join(work, `copy-${round}`);
+        wS = await warm(w);
+        const cf = await timed(["sh", "-c", COPY_SH(copy)], { cwd: w.dir });
+        copyFloor.push(sample(cf, await syncTime(), wS));
+
         if (particleAvailable && particleError === null) {
           try {
             log(`round ${round}/${ctx.runs}: particle stage (first)`);
@@ -196,7 +211,7 @@ export const storeSection: BenchSection = {
             await syncTime();
             const cmd = (tree: string) => [ctx.particle, "stage", `dir:${tree}`, "--sysroot", sysroot, "--json"];
             wS = await warm(w);
-            const t1 = await timed(cmd(w.src));
+            const t1 = await timedRss(cmd(w.src));
             pFirst.push(sample(t1, await syncTime(), wS));
             const j1 = parseStageJson(t1.stdout);
             pFirstJson.push(j1);
@@ -214,6 +229,30 @@ export const storeSection: BenchSection = {
             imageBytesChanged = statSync(imageFile(sysroot, j2)).size;
             reDelta = { objects: countObjects(sysroot) - objs0, images: countImages(sysroot) - imgs0 };
             place("tree");
+
+            // The no-copy path: the copy the floor made is given away (read once first, like src
+            // before every command: minutes have passed since it was written). It is gone afterwards.
+            log(`round ${round}/${ctx.runs}: particle stage --consume (the copy is given away)`);
+            const consumeRoot = join(work, `sysroot-consume-${round}`);
+            mkdirSync(consumeRoot);
+            await syncTime();
+            const wC = (await timed(["sh", "-c", `find '${copy}' -type f -print0 | xargs -0 -P2 -n 500 cat >/dev/null`])).wallS;
+            const tc = await timedRss([ctx.particle, "stage", `dir:${copy}`, "--consume", "--sysroot", consumeRoot, "--json"]);
+            pConsume.push(sample(tc, await syncTime(), wC));
+            const jc = parseStageJson(tc.stdout);
+            if (jc.imageDigest !== j1.imageDigest) throw new BenchError(`--consume gave image ${jc.imageDigest}, the plain stage ${j1.imageDigest}`);
+            if (existsSync(copy)) throw new BenchError(`--consume left the given-away tree ${copy} in place`);
+
+            if (round === 1) {
+              log(`round ${round}/${ctx.runs}: particle stage with copy_file_range (PARTICLE_COPY_RANGE=1)`);
+              const rangeRoot = join(work, "sysroot-range");
+              mkdirSync(rangeRoot);
+              await syncTime();
+              wS = await warm(w);
+              const tr = await timedRss([ctx.particle, "stage", `dir:${w.src}`, "--sysroot", rangeRoot, "--json"], { env: { PARTICLE_COPY_RANGE: "1" } });
+              pRange.push(sample(tr, await syncTime(), wS));
+              if (parseStageJson(tr.stdout).imageDigest !== j1.imageDigest) throw new BenchError("copy_file_range gave another image");
+            }
           } catch (e) {
             particleError = e instanceof Error ? e.message : String(e);
             log(`particle failed: ${particleError.split("\n")[0]}`);
@@ -246,8 +285,12 @@ export const storeSection: BenchSection = {
     }
 
     // ---- results ----
-    const med = (s: Sample[], k: keyof Sample) => (s.length ? median(s.map((x) => x[k])) : null);
+    const med = (s: Sample[], k: keyof Sample) => {
+      const xs = s.map((x) => x[k]).filter((x): x is number => x !== undefined);
+      return xs.length ? median(xs) : null;
+    };
     const fl = med(floor, "wallS"), pf = med(pFirst, "wallS"), pr = med(pRe, "wallS");
+    const cpf0 = med(copyFloor, "wallS"), pc = med(pConsume, "wallS");
     const of = med(oFirst, "wallS"), os = med(oSecond, "wallS");
     const ratio = (a: number | null, b: number | null) => (a != null && b != null && b > 0 ? a / b : null);
     const refBytes = m.reference.imageBytes;
@@ -258,9 +301,15 @@ export const storeSection: BenchSection = {
     const cof = med(oFirst, "cpuS"), cos = med(oSecond, "cpuS");
     const tgt = (name: string, ratioLabel: string, r: number | null, cpuRatio: number | null | undefined, target: string, ok: (x: number) => boolean, note?: string) =>
       targets.push({ section: "store", name, ratioLabel, ratio: r, cpuRatio, target, pass: r == null ? null : ok(r), note });
-    tgt("first stage vs ostree commit", "ostree / particle", ratio(of, pf), ratio(cof, cpf), "≥ 2.5×", (x) => x >= 2.5);
+    const ccf = med(copyFloor, "cpuS"), cpc = med(pConsume, "cpuS");
+    tgt("first stage vs copy floor", "particle / (cp -a + sync)", ratio(pf, cpf0), ratio(cpf, ccf), "≤ 1.15×", (x) => x <= 1.15);
+    tgt("no-copy stage (--consume) vs ostree commit", "ostree / particle --consume", ratio(of, pc), ratio(cof, cpc), "≥ 2.5×", (x) => x >= 2.5);
+    tgt("first stage (copying) vs ostree commit", "ostree / particle", ratio(of, pf), ratio(cof, cpf), "(info)", () => true);
     tgt("first stage vs hashing floor", "particle / floor", ratio(pf, fl), ratio(cpf, cfl), "≤ 2×", (x) => x <= 2);
-    tgt("re-stage vs ostree 2nd commit", "ostree / particle", ratio(os, pr), ratio(cos, cpr), "≥ 10×", (x) => x >= 10);
+    tgt("re-stage vs ostree 2nd commit", "ostree / particle", ratio(os, pr), ratio(cos, cpr), "≥ 12×", (x) => x >= 12);
+    const rss = med(pFirst, "maxRssMB");
+    tgt(`peak RSS of a first stage (${fmtInt(m.counts.regularFiles)} files)`, `max RSS / ${RSS_BUDGET_MB} MB`, rss == null ? null : rss / RSS_BUDGET_MB, undefined, "≤ 1×", (x) => x <= 1,
+      rss == null ? undefined : `${rss.toFixed(0)} MB (/usr/bin/time -v)`);
     tgt("metadata image vs mkfs.erofs", "particle / mkfs.erofs", composefs ? ratio(imageBytes, refBytes) : null, undefined, "≤ 1.1×", (x) => x <= 1.1,
       pFirstJson.length && !composefs ? `stage made format ${pFirstJson[0]?.format}, not composefs` : undefined);
 
@@ -284,7 +333,10 @@ export const storeSection: BenchSection = {
     lines.push(table([
       ["measure", "median", "runs (s)", "cpu (user+sys)", "writeback", "stall cpu/io", "notes"],
       row("hashing floor: fsverity digest, 2 procs", floor, "find | xargs -0 -P2 -n 500 fsverity digest"),
-      row("particle stage (first)", pFirst, j1 ? `+${fmtInt(j1.objectsAdded)} objects, ${fmtBytes(j1.bytesAdded)}` : ""),
+      row("copy floor: cp -a + sync", copyFloor, "same filesystem"),
+      row("particle stage (first)", pFirst, j1 ? `+${fmtInt(j1.objectsAdded)} objects, ${fmtBytes(j1.bytesAdded)}; max RSS ${fmtMB(med(pFirst, "maxRssMB"))}` : ""),
+      row("particle stage --consume (first, no copy)", pConsume, `hardlinks a cp -a copy, removes it; max RSS ${fmtMB(med(pConsume, "maxRssMB"))}`),
+      row("particle stage, copy_file_range (round 1)", pRange, `PARTICLE_COPY_RANGE=1; max RSS ${fmtMB(med(pRange, "maxRssMB"))}`),
       row("ostree commit (first)", oFirst, "bare repo, xattrs kept, default fsync"),
       row("particle re-stage (1% changed)", pRe, j2 ? `+${fmtInt(j2.objectsAdded)} objects, ${fmtBytes(j2.bytesAdded)}` : ""),
       row("ostree commit (second, 1% changed)", oSecond, "same repo, same branch"),
@@ -299,7 +351,7 @@ export const storeSection: BenchSection = {
     lines.push("");
     lines.push(table([
       ["target", "ratio", "value (wall)", "target", "result", "same ratio of cpu time (info)"],
-      ...targets.map((t) => [t.name, t.ratioLabel, fmtX(t.ratio), t.target, t.pass == null ? "n/a" : t.pass ? "PASS" : "FAIL", t.cpuRatio === undefined ? "" : fmtX(t.cpuRatio)]),
+      ...targets.map((t) => [t.name + (t.note ? ` (${t.note})` : ""), t.ratioLabel, fmtX(t.ratio), t.target, t.pass == null ? "n/a" : t.target === "(info)" ? "info" : t.pass ? "PASS" : "FAIL", t.cpuRatio === undefined ? "" : fmtX(t.cpuRatio)]),
     ]));
     // Sanity checks on what particle reported, against what the workload says it must be.
     const checks: { what: string; ok: boolean; detail: string }[] = [];
@@ -329,7 +381,10 @@ export const storeSection: BenchSection = {
           warmCache: "source tree read once (untimed) right before every timed command",
           commands: {
             floor: FLOOR_SH,
-            particleStage: `${ctx.particle} stage dir:SRC --sysroot SYSROOT --json`,
+            particleStage: `/usr/bin/time -v ${ctx.particle} stage dir:SRC --sysroot SYSROOT --json`,
+            copyFloor: COPY_SH("work/copy-N"),
+            particleConsume: `/usr/bin/time -v ${ctx.particle} stage dir:work/copy-N --consume --sysroot SYSROOT --json`,
+            particleCopyRange: `PARTICLE_COPY_RANGE=1 ${ctx.particle} stage dir:SRC --sysroot SYSROOT --json`,
             ostreeInit: "ostree --repo=REPO init --mode=bare",
             ostreeCommit: "ostree --repo=REPO commit --branch=b --tree=dir=SRC",
             reference: m.reference.mkfsArgs.join(" "),
@@ -338,7 +393,10 @@ export const storeSection: BenchSection = {
         workload: { key: m.key, dir: w.dir, recipe: m.recipe, counts: m.counts, changed, reference: { imageBytes: refBytes, filesWithOverlayXattrs: m.reference.filesWithOverlayXattrs } },
         results: {
           floor: { medianS: fl, samples: floor },
-          particleFirst: { medianS: pf, samples: pFirst, json: pFirstJson },
+          particleFirst: { medianS: pf, samples: pFirst, json: pFirstJson, maxRssMB: rss },
+          copyFloor: { medianS: cpf0, samples: copyFloor },
+          particleConsume: { medianS: pc, samples: pConsume },
+          particleCopyRange: { medianS: med(pRange, "wallS"), samples: pRange },
           ostreeFirst: { medianS: of, samples: oFirst },
           particleRestage: { medianS: pr, samples: pRe, json: pReJson, storeDelta: reDelta },
           ostreeSecond: { medianS: os, samples: oSecond },

@@ -96,10 +96,10 @@ export interface Workload {
 export const recipeKey = (): string =>
   createHash("sha256").update(JSON.stringify(RECIPE)).digest("hex").slice(0, 16);
 
-interface Entry { rel: string; kind: "file" | "dir" | "symlink" | "other"; size: number; ino: number; }
+export interface Entry { rel: string; kind: "file" | "dir" | "symlink" | "other"; size: number; ino: number; }
 
 /** Walks a tree in sorted (byte) order; paths relative to root. */
-function walk(root: string): Entry[] {
+export function walk(root: string): Entry[] {
   const out: Entry[] = [];
   const rec = (rel: string) => {
     const names = readdirSync(join(root, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -120,7 +120,7 @@ function walk(root: string): Entry[] {
  * `fsverity digest --compact`, in 2 processes of 500 files each. --compact prints one digest per
  * argument, in order, so names with spaces or odd bytes need no parsing.
  */
-async function fsverityDigests(root: string, rels: string[]): Promise<Map<string, string>> {
+export async function fsverityDigests(root: string, rels: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const batches: string[][] = [];
   for (let i = 0; i < rels.length; i += 500) batches.push(rels.slice(i, i + 500));

@@ -163,6 +163,42 @@ describe("tarball sources", () => {
   }
 });
 
+describe("--consume (the tree is given away: its files become the objects)", () => {
+  it("gives the same image as a copying stage, links instead of copying, and removes the tree", () => {
+    const ref = join(base, "consume-ref");
+    const give = join(base, "consume-give");
+    for (const d of [ref, give]) execFileSync("cp", ["-a", src, d]);
+    const copied = stageJson(`dir:${ref}`, join(base, "sys-consume-ref"));
+    const root = join(base, "sys-consume");
+    const inoBefore = statSync(join(give, "hello")).ino;
+    const r = stageJson(`dir:${give}`, root, ["--consume"]);
+    expect(r.imageDigest).toBe(copied.imageDigest);
+    expect(r.objectsAdded).toBe(copied.objectsAdded);
+    expect(existsSync(give)).toBe(false);
+    // The object of "hello" is the very inode the tree had, now the store's: root, 0400.
+    const objects = join(root, "particle/objects");
+    const inodes = readdirSync(objects).flatMap((d) => readdirSync(join(objects, d)).map((n) => statSync(join(objects, d, n))));
+    const hello = inodes.find((st) => st.ino === inoBefore);
+    expect(hello).toBeDefined();
+    expect(hello!.mode & 0o7777).toBe(0o400);
+    expect(hello!.uid).toBe(0);
+    expect(inodes.every((st) => (st.mode & 0o7777) === 0o400)).toBe(true);
+    const m = join(mnt, "consumed");
+    mountDeployment(r.id, m, root);
+    expect(compareTrees(ref, m, { xattrs: true, skip: composefsWhiteout })).toEqual([]);
+    unmount(m);
+  });
+
+  it("is refused for a tarball or an image format other than composefs, and the tree stays", () => {
+    const give = join(base, "consume-refused");
+    execFileSync("cp", ["-a", join(src, "dir"), give]);
+    const r = particle(["stage", `dir:${give}`, "--consume", "--format", "erofs", "--sysroot", join(base, "sys-consume-refused"), "--json"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--consume: only a dir: source staged as composefs/);
+    expect(existsSync(give)).toBe(true);
+  });
+});
+
 describe("bad input leaves the store valid", () => {
   const root = join(base, "sys-bad");
   const small = join(base, "small");

@@ -91,6 +91,30 @@ describe("composefs encoding", () => {
     expect(child(root, "w").kind).toBe("chr");
   });
 
+  it("in place (staging), gives the same tree and the same image bytes as the copying conversion", async () => {
+    const make = () => {
+      const hard = obj(D1, 5, { xattrs: [xattr("trusted.overlay.x", "1"), xattr("user.a", "2")] });
+      return dir([
+        ["a", hard], ["b", hard], ["e", obj(D2, 0)],
+        ["d", dir([["wh", special("chr", 0, 0)], ["f", obj(D2, 9)], ["l", symlink("../a")]], { xattrs: [xattr("trusted.overlay.opaque", "y")] })],
+      ]);
+    };
+    const copied = composefsTree(make());
+    const input = make();
+    const inPlace = composefsTree(input, { inPlace: true });
+    expect(inPlace).toBe(input);
+    expect(child(inPlace, "a")).toBe(child(inPlace, "b"));
+    expect(JSON.stringify(inPlace)).toBe(JSON.stringify(copied));
+    const tmp = mkdtempSync(join(tmpdir(), "composefs-inplace-"));
+    try {
+      await writeErofs(copied, join(tmp, "copied"), { mode: "metadata" });
+      await writeErofs(inPlace, join(tmp, "in-place"), { mode: "metadata" });
+      expect(readFileSync(join(tmp, "in-place")).equals(readFileSync(join(tmp, "copied")))).toBe(true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it("refuses non-empty files without an object digest", () => {
     expect(() => composefsTree(dir([["f", file(Buffer.from("data"))]]))).toThrow(/object digest/);
     expect(() => composefsTree(dir([["f", obj("xyz", 3)]]))).toThrow(/object digest/);

@@ -52,6 +52,7 @@ async function stageAndBoot(source: string, opts: Record<string, any>, format: F
     log,
     policy: policyFromOptions(opts),
     progressOut: process.stderr,
+    consume: opts.consume === true,
   });
   let entry: string | undefined;
   if (boot && sealed) {

@@ -63,15 +63,18 @@ function withXattrs(xattrs: Xattr[], extra: readonly Xattr[]): Xattr[] {
 
 /**
  * Turns a tree whose regular files have data {kind:"object", digest} into the tree to write as the
- * composefs metadata image. Does not mutate its input; hardlinks stay shared inodes.
+ * composefs metadata image. Does not mutate its input unless `inPlace` (staging, whose tree has no
+ * other use: a second copy of every inode was a large part of its peak memory, issue 13); hardlinks
+ * stay shared inodes.
  */
-export function composefsTree(root: Inode): Inode {
+export function composefsTree(root: Inode, opts: { inPlace?: boolean } = {}): Inode {
   const done = new Map<Inode, Inode>();
   const convert = (src: Inode): Inode => {
     const seen = done.get(src);
     if (seen) return seen;
     const xattrs = src.xattrs.length === 0 ? [] : src.xattrs.map((x) => ({ name: escapeXattrName(x.name), value: x.value }));
-    const out: Inode = { ...src, xattrs };
+    const out: Inode = opts.inPlace ? Object.assign(src, { xattrs }) : { ...src, xattrs };
+    const entriesIn = src.entries;
     done.set(src, out);
     if (isWhiteout(src)) {
       out.kind = "file";
@@ -91,9 +94,11 @@ export function composefsTree(root: Inode): Inode {
       out.xattrs = xattrs.length === 0 ? added : withXattrs(xattrs, added);
     } else out.xattrs.sort((a, b) => Buffer.compare(a.name, b.name));
     if (src.kind === "dir") {
-      const entries: Entry[] = (src.entries ?? []).map((e) => ({ name: e.name, inode: convert(e.inode) }));
+      // Whiteouts are told apart before their conversion (in place, they become files).
+      const whiteouts = (entriesIn ?? []).some((e) => isWhiteout(e.inode));
+      const entries: Entry[] = (entriesIn ?? []).map((e) => ({ name: e.name, inode: convert(e.inode) }));
       out.entries = entries;
-      if ((src.entries ?? []).some((e) => isWhiteout(e.inode))) out.xattrs = withXattrs(out.xattrs, WHITEOUT_DIR_XATTRS);
+      if (whiteouts) out.xattrs = withXattrs(out.xattrs, WHITEOUT_DIR_XATTRS);
     }
     return out;
   };

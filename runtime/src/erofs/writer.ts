@@ -30,6 +30,7 @@ import {
 import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
 import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
 import { writeSuperblock } from "./superblock.ts";
+import { releaseMemory } from "../system/memory.ts";
 import { SharedXattrTable, ibodySize, prepareXattrs, writeIbody, xattrICount } from "./xattr.ts";
 
 export interface ErofsWriteOptions {
@@ -45,6 +46,8 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
   const nodes = collect(root);
   const bt = buildTime(nodes);
   const sharedArea = prepareNodes(nodes, bt);
+  // The xattr table's scratch is garbage now; collected before the image buffer is allocated.
+  releaseMemory();
   const fd = openSync(outPath, "w");
   try {
     let dataEnd = 1;

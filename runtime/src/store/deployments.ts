@@ -15,7 +15,11 @@ export const MANIFEST_FILE = "deployment.json";
 export const OBJECT_LIST = "objects.bin";
 
 export function encodeObjectList(digests: string[]): Buffer {
-  return Buffer.concat([...new Set(digests)].sort().map((d) => Buffer.from(d, "hex")));
+  const sorted = [...new Set(digests)].sort();
+  // One buffer written in place: a Buffer per digest cost ~100 bytes each at the end of a stage.
+  const out = Buffer.allocUnsafe(sorted.length * 32);
+  sorted.forEach((d, i) => out.write(d, i * 32, 32, "hex"));
+  return out;
 }
 
 export function decodeObjectList(buf: Buffer, where: string): string[] {

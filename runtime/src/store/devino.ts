@@ -1,44 +1,54 @@
 // ostree's "devino cache": a file whose device, inode, size, mtime and ctime are unchanged since the
 // last stage has the same content, so its digest is reused without reading it. ctime is part of
 // the key because it cannot be set from userspace: any write or chmod moves it.
+//
+// One string per file ("size:mtimeNs:ctimeNs digest") in a Map: the cache holds an entry for every
+// file of the last stage plus one for every file of this one, so its per-file cost is part of
+// staging's peak memory (issue 13).
 import { existsSync, readFileSync } from "node:fs";
 import { z } from "zod";
 import { writeFileAtomic } from "../system/atomic.ts";
-import type { StatKey } from "../tree/scan.ts";
+import { devinoOf, stampOf, type StatKey } from "../tree/scan.ts";
 
 const CacheFile = z.object({
-  version: z.literal(1),
-  /** "dev:ino" → [size, mtimeNs, ctimeNs, digest] (numbers as decimal strings: they exceed 2^53). */
-  entries: z.record(z.string(), z.tuple([z.string(), z.string(), z.string(), z.string()])),
+  version: z.literal(2),
+  /** "dev:ino" → "size:mtimeSec.nsec:ctimeSec.nsec digest". */
+  entries: z.record(z.string(), z.string().regex(/^\d+:-?\d+\.\d+:-?\d+\.\d+ [0-9a-f]{64}$/)),
 });
 
 export class DevinoCache {
-  private entries: Record<string, [string, string, string, string]> = {};
-  private fresh: Record<string, [string, string, string, string]> = {};
+  private entries = new Map<string, string>();
+  private fresh = new Map<string, string>();
 
   constructor(private readonly path: string) {
     if (!existsSync(path)) return;
     try {
-      this.entries = CacheFile.parse(JSON.parse(readFileSync(path, "utf8"))).entries;
+      // Parsed first, then moved into a Map: lookups by a 60k-key object are slower and larger.
+      this.entries = new Map(Object.entries(CacheFile.parse(JSON.parse(readFileSync(path, "utf8"))).entries));
     } catch {
-      // A damaged cache only costs re-hashing; never fail a stage over it.
-      this.entries = {};
+      // A damaged cache (or one of the older format) only costs re-hashing; never fail a stage over it.
+      this.entries = new Map();
     }
   }
 
   lookup(k: StatKey): string | undefined {
-    const e = this.entries[`${k.dev}:${k.ino}`];
-    if (!e) return undefined;
-    if (e[0] !== String(k.size) || e[1] !== String(k.mtimeNs) || e[2] !== String(k.ctimeNs)) return undefined;
-    return e[3];
+    const e = this.entries.get(devinoOf(k));
+    if (e === undefined) return undefined;
+    const stamp = stampOf(k);
+    if (e.length !== stamp.length + 65 || !e.startsWith(stamp) || e[stamp.length] !== " ") return undefined;
+    return e.slice(stamp.length + 1);
   }
 
   remember(k: StatKey, digest: string): void {
-    this.fresh[`${k.dev}:${k.ino}`] = [String(k.size), String(k.mtimeNs), String(k.ctimeNs), digest];
+    this.fresh.set(devinoOf(k), `${stampOf(k)} ${digest}`);
   }
 
   /** Keeps only the files of the latest stage, so the cache does not grow without bound. */
   save(): void {
-    writeFileAtomic(this.path, JSON.stringify({ version: 1, entries: this.fresh }));
+    this.entries = new Map();
+    // Keys and values are digits, ':', '.', ' ' and hex: nothing to escape, and no 60k-key object to build.
+    const body: string[] = [];
+    for (const [k, v] of this.fresh) body.push(`"${k}":"${v}"`);
+    writeFileAtomic(this.path, `{"version":2,"entries":{${body.join(",")}}}`);
   }
 }

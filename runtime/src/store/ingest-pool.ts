@@ -1,28 +1,38 @@
 // Reading and hashing is the cost of staging, and it parallelises per file. Under Bun the files are
 // spread over one worker per core (batches keep message overhead small); elsewhere (Node, vitest)
 // or for a handful of files they are ingested on this thread with the same function.
+//
+// Memory (issue 13): jobs are built one batch at a time as workers ask for them, not for the whole
+// tree up front, and the workers run with Bun's small-heap setting; each holds one 1 MiB buffer.
+import { mkdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { ingestFile, type Ingested } from "./objects.ts";
-import type { ScannedFile } from "../tree/scan.ts";
+import { join } from "node:path";
+import { ingestFile, type IngestHow, type Ingested, type SourceFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
+import type { StatKey } from "../tree/scan.ts";
 
 export interface IngestJob {
   n: number;
   path: Uint8Array;
-  /** dev, ino, size, mtimeNs, ctimeNs as decimal strings (bigints do not cross postMessage everywhere). */
-  key: [string, string, string, string, string];
-  tmp: string;
+  key: StatKey;
+}
+
+export interface IngestBatch {
+  sysroot: string;
+  tmpDir: string;
+  how: IngestHow;
+  jobs: IngestJob[];
 }
 
 export type IngestReply = { n: number; digest: string; tmp?: string; bytes: number } | { n: number; error: string; code?: string };
 
 const BATCH = 64;
 const MIN_FOR_WORKERS = 256;
+/** Temp files are spread over this many directories: one directory of 60k new entries made every create slower. */
+const TMP_FANOUT = 64;
 
-export interface IngestRequest {
-  file: ScannedFile;
-  tmp: string;
-}
+/** Where the n-th file's bytes are staged until the store is durable. */
+export const tmpFor = (tmpDir: string, n: number): string => join(tmpDir, (n % TMP_FANOUT).toString(16), String(n));
 
 class IngestError extends Error {
   constructor(message: string, public code?: string) {
@@ -30,20 +40,15 @@ class IngestError extends Error {
   }
 }
 
-export async function ingestAll(sysroot: string, reqs: IngestRequest[], onDone: (i: number, r: Ingested) => void): Promise<void> {
+export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: string, how: IngestHow, onDone: (i: number, r: Ingested) => void): Promise<void> {
+  for (let i = 0; i < TMP_FANOUT; i++) mkdirSync(join(tmpDir, i.toString(16)), { recursive: true });
   const Bun = (globalThis as any).Bun;
   const workers = Math.min(availableParallelism(), 8);
-  if (!Bun || reqs.length < MIN_FOR_WORKERS || workers < 2) {
+  if (!Bun || files.length < MIN_FOR_WORKERS || workers < 2) {
     const l = storeLayout(sysroot);
-    reqs.forEach((r, i) => onDone(i, ingestFile(l, r.file, r.tmp)));
+    files.forEach((f, i) => onDone(i, ingestFile(l, f, tmpFor(tmpDir, i), how)));
     return;
   }
-  const jobs: IngestJob[] = reqs.map((r, n) => ({
-    n,
-    path: r.file.path,
-    key: [String(r.file.key.dev), String(r.file.key.ino), String(r.file.key.size), String(r.file.key.mtimeNs), String(r.file.key.ctimeNs)],
-    tmp: r.tmp,
-  }));
   // Big files first would balance better, but source order keeps reads sequential on disk.
   let next = 0;
   let failed: IngestError | undefined;
@@ -51,16 +56,20 @@ export async function ingestAll(sysroot: string, reqs: IngestRequest[], onDone: 
   await new Promise<void>((resolve, reject) => {
     let active = 0;
     const feed = (w: Worker) => {
-      if (failed || next >= jobs.length) {
+      if (failed || next >= files.length) {
         if (--active === 0) (failed ? reject(failed) : resolve());
         return;
       }
-      const batch = jobs.slice(next, next + BATCH);
-      next += batch.length;
-      w.postMessage({ sysroot, jobs: batch });
+      const jobs: IngestJob[] = [];
+      for (const end = Math.min(next + BATCH, files.length); next < end; next++) {
+        const f = files[next]!;
+        jobs.push({ n: next, path: f.path, key: { dev: f.dev, ino: f.ino, size: f.size, mtimeSec: f.mtimeSec, mtimeNsec: f.mtimeNsec, ctimeSec: f.ctimeSec, ctimeNsec: f.ctimeNsec } });
+      }
+      const batch: IngestBatch = { sysroot, tmpDir, how, jobs };
+      w.postMessage(batch);
     };
     for (let i = 0; i < workers; i++) {
-      const w = new Worker(workerUrl());
+      const w = new Worker(workerUrl(), { smol: true } as WorkerOptions);
       pool.push(w);
       active++;
       w.onmessage = (e: MessageEvent<IngestReply[]>) => {

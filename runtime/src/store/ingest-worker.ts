@@ -2,17 +2,17 @@
 // state but the store path, so the main thread stays the only one that decides what a file is.
 import { ingestFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
-import type { IngestJob, IngestReply } from "./ingest-pool.ts";
+import { tmpFor, type IngestBatch, type IngestReply } from "./ingest-pool.ts";
 
-declare const self: { onmessage: (e: { data: { sysroot: string; jobs: IngestJob[] } }) => void; postMessage: (m: unknown) => void };
+declare const self: { onmessage: (e: { data: IngestBatch }) => void; postMessage: (m: unknown) => void };
 
 self.onmessage = (e) => {
-  const l = storeLayout(e.data.sysroot);
+  const { sysroot, tmpDir, how, jobs } = e.data;
+  const l = storeLayout(sysroot);
   const replies: IngestReply[] = [];
-  for (const j of e.data.jobs) {
+  for (const j of jobs) {
     try {
-      const key = { dev: BigInt(j.key[0]), ino: BigInt(j.key[1]), size: BigInt(j.key[2]), mtimeNs: BigInt(j.key[3]), ctimeNs: BigInt(j.key[4]) };
-      const r = ingestFile(l, { path: Buffer.from(j.path), key }, j.tmp);
+      const r = ingestFile(l, { ...j.key, path: Buffer.from(j.path) }, tmpFor(tmpDir, j.n), how);
       replies.push({ n: j.n, digest: r.digest, tmp: r.tmp, bytes: r.bytes });
     } catch (err) {
       const e2 = err as NodeJS.ErrnoException;

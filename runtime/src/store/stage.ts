@@ -27,7 +27,9 @@ import { CONTENT_MODE, secureStore } from "./private.ts";
 import { precheckStageSpace } from "./space.ts";
 import { unrepresentableInSquashfs } from "./squashfs-times.ts";
 import { commitObjects, ensureObjectDirs, hasObject } from "./objects.ts";
-import { ingestAll, type IngestRequest } from "./ingest-pool.ts";
+import { ingestAll } from "./ingest-pool.ts";
+import { releaseMemory } from "../system/memory.ts";
+import type { ScannedFile } from "../tree/scan.ts";
 import { cleanTmp } from "./tmp.ts";
 import { describeSource, materialize, parseSource, type Source } from "./source.ts";
 import { buildOciTree } from "../oci/image-tree.ts";
@@ -43,6 +45,8 @@ import { bootKernel } from "../kernel/probe.ts";
 import { dirView, inodeView } from "../kernel/tree-view.ts";
 
 const EMPTY_DIGEST = verityDigest(new Uint8Array(0));
+/** Copy with copy_file_range(2) instead of write(2): measured no faster on ext4 (docs/perf-notes.md), kept switchable for other filesystems. */
+const COPY_RANGE = process.env.PARTICLE_COPY_RANGE === "1";
 
 export interface StageOptions {
   sysroot: string;
@@ -59,6 +63,11 @@ export interface StageOptions {
   policy?: Policy;
   /** Image sources: where progress bars or lines go (default: nowhere). */
   progressOut?: ProgressOut;
+  /**
+   * Directory sources: the user gives the tree away (ostree's --consume). Its files become the
+   * objects by hardlink instead of being copied, and the tree is removed once the deployment exists.
+   */
+  consume?: boolean;
 }
 
 export interface StageResult {
@@ -85,6 +94,10 @@ export function initStore(l: StoreLayout, log?: (m: string) => void): void {
 export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
+  // Refused before anything is read: a consumed tree is removed, so only a stage that links its files may take it.
+  if (opts.consume && (src.kind !== "dir" || opts.format !== "composefs")) {
+    throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
+  }
   const l = storeLayout(opts.sysroot);
   initStore(l, log);
   const lock = opts.lockHeld ? undefined : acquireLock(l.lock, `stage ${opts.source}`, log);
@@ -104,7 +117,8 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
 async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src: ReturnType<typeof parseSource>, log: (m: string) => void): Promise<StageResult> {
   const sourceName = opts.manifest?.source ?? describeSource(src);
   const t0 = performance.now();
-  const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
+  // Resident memory beside the time: peak memory is one of staging's budgets (issue 13).
+  const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s, ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB`;
   const image = join(work, "image");
   const prepared = src.kind === "oci"
     ? await prepareImage(l, opts, work, src.image, log)
@@ -115,7 +129,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   if (opts.format !== "squashfs" && moveDpkgDatabase(root) === "moved") log(`the dpkg database moves to /${DPKG_DB} (/${VAR_DPKG} links to it)`);
 
   if (format === "composefs") {
-    await writeErofs(composefsTree(root), image, { mode: "metadata" });
+    await writeErofs(composefsTree(root, { inPlace: true }), image, { mode: "metadata" });
+    releaseMemory();
   } else if (format === "erofs") {
     await writeErofs(root, image, { mode: "full" });
   } else {
@@ -168,6 +183,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   checkpoint("stage:deployment-renamed");
   fsyncDir(l.deploy);
   prepared.cache?.save();
+  if (opts.consume && src.kind === "dir") removeConsumed(prepared.treeDir!, log);
   return {
     id, format, imageDigest, objectsAdded: prepared.objectsAdded, bytesAdded, files: prepared.fileCount,
     bytes: prepared.totalBytes, source: sourceName, filesReused: prepared.filesReused,
@@ -207,33 +223,37 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   let bytesAdded = 0;
   let filesReused = 0;
   const staged = new Map<string, string>();
-  // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time: no cache.
-  const cache = src.kind === "dir" && !opts.lockHeld ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
+  // A tarball is unpacked under work/, which is removed afterwards: its files can become the
+  // objects themselves. A directory is consumed only when the user gives it away (--consume).
+  const consume = src.kind === "tar" || (src.kind === "dir" && opts.consume === true);
+  // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time, and a
+  // consumed tree is gone afterwards: no cache.
+  const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
 
   if (format === "composefs") {
     mkdirSync(join(work, "objects"));
-    const todo: IngestRequest[] = [];
-    const todoInodes: Inode[] = [];
-    for (const [inode, file] of scan.files) {
+    const todo: ScannedFile[] = [];
+    for (const file of scan.files) {
+      const inode = file.inode;
       // An empty file needs no object: the metadata image alone describes it.
       if (inode.size === 0) {
         inode.data = { kind: "object", digest: EMPTY_DIGEST };
         filesReused++;
         continue;
       }
-      const cached = cache?.lookup(file.key);
+      const cached = cache?.lookup(file);
       if (cached && hasObject(l, cached)) {
         inode.data = { kind: "object", digest: cached };
-        cache!.remember(file.key, cached);
+        cache!.remember(file, cached);
         filesReused++;
         continue;
       }
-      todo.push({ file, tmp: join(work, "objects", String(todo.length)) });
-      todoInodes.push(inode);
+      todo.push(file);
     }
-    await ingestAll(opts.sysroot, todo, (i, got) => {
-      todoInodes[i]!.data = { kind: "object", digest: got.digest };
-      cache?.remember(todo[i]!.file.key, got.digest);
+    scan.files.length = 0;
+    await ingestAll(opts.sysroot, todo, join(work, "objects"), { consume, copyRange: COPY_RANGE }, (i, got) => {
+      todo[i]!.inode.data = { kind: "object", digest: got.digest };
+      cache?.remember(todo[i]!, got.digest);
       if (!got.tmp) return;
       // Two files with the same new content: keep the first copy.
       if (staged.has(got.digest)) rmSync(got.tmp);
@@ -243,8 +263,9 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
         bytesAdded += got.bytes;
       }
     });
-    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects`);
+    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
+  releaseMemory();
   return {
     format, root: scan.root, staged, objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
     version: osVersion(treeDir), kernel, treeDir, cache,
@@ -286,6 +307,19 @@ async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, im
 
 /** Image sources cannot become squashfs (mksquashfs reads a directory). */
 const IMAGE_FORMATS: RootFormat[] = ["composefs", "erofs"];
+
+/**
+ * A consumed tree's files are now the store's objects (hardlinks): the tree must go, or an edit
+ * in it would change a deployment's files. The deployment exists already, so a failure here is
+ * reported, not fatal.
+ */
+function removeConsumed(tree: string, log: (m: string) => void): void {
+  try {
+    rmSync(tree, { recursive: true, force: true });
+  } catch (e) {
+    log(`warning: the deployment is staged, but the consumed tree ${tree} could not be removed: ${(e as Error).message}; remove it before editing anything in it`);
+  }
+}
 
 function* fileInodes(root: Inode): Generator<Inode> {
   const seen = new Set<Inode>();

@@ -9,6 +9,7 @@ type Fn = (...args: any[]) => any;
 interface Libc {
   mount: Fn; umount2: Fn; ioctl: Fn; lgetxattr: Fn; llistxattr: Fn; lsetxattr: Fn;
   __errno_location: Fn; strerror: Fn; syncfs: Fn; statfs: Fn; open: Fn; close: Fn; flock: Fn; lseek: Fn; renameat2: Fn;
+  copy_file_range: Fn; sync_file_range: Fn;
 }
 let cached: { sym: Libc; ffi: any } | undefined;
 
@@ -37,6 +38,8 @@ function libc(): { sym: Libc; ffi: any } {
     flock: { args: [T.i32, T.i32], returns: T.i32 },
     lseek: { args: [T.i32, T.i64, T.i32], returns: T.i64 },
     renameat2: { args: [T.i32, T.ptr, T.i32, T.ptr, T.u32], returns: T.i32 },
+    copy_file_range: { args: [T.i32, T.ptr, T.i32, T.ptr, T.u64, T.u32], returns: T.i64 },
+    sync_file_range: { args: [T.i32, T.i64, T.i64, T.u32], returns: T.i32 },
   });
   cached = { sym: lib.symbols as Libc, ffi };
   return cached;
@@ -258,4 +261,51 @@ export function nextDataRegion(fd: number, offset: number, size: number): [numbe
   if (start >= size) return null;
   const end = Number(sym.lseek(fd, BigInt(start), SEEK_HOLE));
   return [start, end < 0 ? size : Math.min(end, size)];
+}
+
+const FICLONE = 0x40049409n;
+
+/**
+ * Makes `outFd` share `inFd`'s extents (a reflink: btrfs, XFS, bcachefs; no bytes copied). False
+ * where the filesystem cannot (ext4: EOPNOTSUPP; across filesystems: EXDEV) or under Node, so the
+ * caller copies instead.
+ */
+export function cloneFile(outFd: number, inFd: number): boolean {
+  if (!isBun) return false;
+  const { sym } = libc();
+  // FICLONE's argument is the source fd itself, passed where the prototype has a pointer.
+  if (sym.ioctl(outFd, FICLONE, inFd) === 0) return true;
+  const e = errno();
+  if (e === 95 || e === 18 || e === 22 || e === 25 || e === 38 || e === 1) return false;
+  fail("cloning a file (FICLONE)");
+}
+
+/**
+ * copy_file_range(2) of `len` bytes between the same offsets of two files; returns the bytes
+ * copied (less at end of file), or -1 where it is unsupported (Node, EXDEV, ENOSYS, EINVAL).
+ */
+export function copyRange(inFd: number, outFd: number, offset: number, len: number): number {
+  if (!isBun) return -1;
+  const { sym, ffi } = libc();
+  const offIn = Buffer.alloc(8);
+  const offOut = Buffer.alloc(8);
+  offIn.writeBigInt64LE(BigInt(offset));
+  offOut.writeBigInt64LE(BigInt(offset));
+  const n = Number(sym.copy_file_range(inFd, ffi.ptr(offIn), outFd, ffi.ptr(offOut), BigInt(len), 0));
+  if (n >= 0) return n;
+  const e = errno();
+  if (e === 18 || e === 38 || e === 22 || e === 95) return -1;
+  fail("copy_file_range");
+}
+
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * Starts writeback of a file's dirty pages without waiting for it, so the disk works while the CPU
+ * hashes the next files and the syncfs that makes the store durable finds less to write. Durability
+ * still comes from that syncfs: this is only a head start. A no-op under Node.
+ */
+export function startWriteback(fd: number): void {
+  if (!isBun) return;
+  libc().sym.sync_file_range(fd, 0n, 0n, SYNC_FILE_RANGE_WRITE);
 }

@@ -6,24 +6,31 @@ import { sortEntries, sortXattrs } from "./model.ts";
 import { splitNs } from "./time.ts";
 import { getXattr, listXattrs } from "../system/libc.ts";
 
-/** What identifies a file's content on disk without reading it (ostree's "devino" key plus times). */
+/**
+ * What identifies a file's content on disk without reading it (ostree's "devino" key plus times).
+ * Plain numbers, held in the object itself: a scan keeps one per file, and five BigInts in a nested
+ * object (or strings built from them) cost more than the rest of the file's model (issue 13).
+ * Device and inode numbers beyond 2^53 would lose precision; no Linux filesystem hands them out.
+ */
 export interface StatKey {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
 }
 
-export interface ScannedFile {
+export interface ScannedFile extends StatKey {
+  inode: Inode;
   path: Buffer;
-  key: StatKey;
 }
 
 export interface ScanResult {
   root: Inode;
   /** Every distinct regular-file inode with where it was read from. */
-  files: Map<Inode, ScannedFile>;
+  files: ScannedFile[];
   fileCount: number;
   totalBytes: number;
 }
@@ -37,12 +44,21 @@ const KINDS: Record<number, NodeKind> = {
 const SLASH = Buffer.from("/");
 
 export function statKey(st: BigIntStats): StatKey {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs);
+  const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs);
+  return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeSec, mtimeNsec, ctimeSec, ctimeNsec };
 }
 
 export function sameKey(a: StatKey, b: StatKey): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+  return a.dev === b.dev && a.ino === b.ino && sameStamp(a, b);
 }
+
+/** Same size, mtime and ctime: the content has not been written since. */
+export const sameStamp = (a: StatKey, b: StatKey): boolean =>
+  a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec;
+
+export const devinoOf = (k: StatKey): string => `${k.dev}:${k.ino}`;
+export const stampOf = (k: StatKey): string => `${k.size}:${k.mtimeSec}.${k.mtimeNsec}:${k.ctimeSec}.${k.ctimeNsec}`;
 
 /** The file kind of a stat mode, or undefined for a type the model does not know. */
 export const kindOf = (mode: bigint | number): NodeKind | undefined => KINDS[Number(mode) & S_IFMT];
@@ -73,7 +89,7 @@ function readXattrs(path: Buffer): Xattr[] {
 }
 
 export function scanTree(rootPath: string): ScanResult {
-  const files = new Map<Inode, ScannedFile>();
+  const files: ScannedFile[] = [];
   const links = new Map<string, Inode>();
   let fileCount = 0;
   let totalBytes = 0;
@@ -92,7 +108,7 @@ export function scanTree(rootPath: string): ScanResult {
       case "file":
         inode.size = Number(st.size);
         inode.data = { kind: "path", path };
-        files.set(inode, { path, key: statKey(st) });
+        files.push({ inode, path, ...statKey(st) });
         fileCount++;
         totalBytes += inode.size;
         break;
