@@ -17,7 +17,7 @@ APT_PACKAGES := erofs-utils fsverity ostree mmdebstrap qemu-system-x86 qemu-util
 
 BUN_FLAGS := --compile --minify --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: all deps build test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
+.PHONY: all deps build image test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -44,6 +44,13 @@ dist/particle: $(SOURCES)
 dist/particle-boot: $(SOURCES)
 	@mkdir -p dist
 	$(BUN) build $(BUN_FLAGS) boot/src/main.ts --outfile $@
+
+# The base image (docs/image.md): an OCI layout at dist/image, tag latest. Reproducible: the same
+# cached rootfs and dist/ give the same manifest digest (printed, and kept in dist/image.digest).
+IMAGE_LAYOUT ?= dist/image
+image: build
+	bash image/build.sh $(IMAGE_LAYOUT) latest > $(IMAGE_LAYOUT).digest.tmp && mv $(IMAGE_LAYOUT).digest.tmp $(IMAGE_LAYOUT).digest
+	@cat $(IMAGE_LAYOUT).digest
 
 typecheck: deps
 	node_modules/.bin/tsc --noEmit
