@@ -45,6 +45,7 @@ async function stageAndBoot(source: string, opts: Record<string, any>, format: R
     log,
     policy: policyFromOptions(opts),
     progressOut: process.stderr,
+    requireKernel: boot !== undefined,
   });
   let entry: string | undefined;
   if (boot) entry = await bootStaged({ ...boot, id: r.id, log });

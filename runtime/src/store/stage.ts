@@ -44,6 +44,8 @@ export interface StageOptions {
   format: RootFormat;
   version?: string;
   log?: (msg: string) => void;
+  /** Refuse a source with no kernel (before anything is committed): it is about to get a boot entry. */
+  requireKernel?: boolean;
   /** The caller holds the store lock and cleaned tmp/ itself (particle layer stages a mount under tmp/). */
   lockHeld?: boolean;
   /** Manifest fields set by the caller: a better `source`, and what `particle layer` records. */
@@ -103,6 +105,9 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     ? await prepareImage(l, opts, work, src.image, log)
     : await prepareDir(l, opts, work, src, log, at);
   const { root, staged } = prepared;
+  if (opts.requireKernel && !prepared.kernel) {
+    throw new Error(`source ${sourceName}: no kernel in it (looked for /usr/lib/modules/<kver>/vmlinuz and /boot/vmlinuz-<kver>), so it cannot boot; nothing was staged`);
+  }
   addMountPoints(root);
 
   if (opts.format === "composefs") {
