@@ -5,7 +5,7 @@
 // more and compares. Needs root and the Debian archive (RUN apt-get; a cold rootfs is mmdebstrap).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { cached, fileHash, hashOf } from "../qemu/lib/cache.ts";
 import { Mounts, particle } from "./lib/particle.ts";
@@ -23,6 +23,8 @@ const csRef = `containers-storage:[overlay@${join(base, "storage")}+${join(base,
 const mounts = new Mounts(sysroot);
 let registry: TestRegistry;
 let cachedLayout = "";
+// buildah names an oci: base after its path, and a path with a dot-directory (~/.cache) is no valid name.
+const baseLink = join(base, "particle-base");
 let rebuild: Promise<string>;
 
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) =>
@@ -57,6 +59,7 @@ beforeAll(async () => {
   // The cached rootfs first (a cold mmdebstrap), so that the two builds below share it.
   const key = await imageKey();
   cachedLayout = await cached(`image-layout-${key}`, async (tmp) => void (await buildImage(tmp)));
+  symlinkSync(cachedLayout, baseLink);
   rebuild = buildImage(join(base, "rebuilt"));
   // Reproducibility is a different concern from the derived image: the rebuild runs meanwhile.
   rebuild.catch(() => {});
@@ -95,7 +98,7 @@ describe("the base image", () => {
       "usr/lib/systemd/system/particle-upgrade.timer", "usr/lib/dracut/modules.d/90particle/module-setup.sh", "sysroot/", "efi/"]) {
       expect(listing, p).toContain(p);
     }
-    expect(listing.filter((p) => p.startsWith("dev/"))).toEqual([]);
+    expect(listing.filter((p) => p.startsWith("dev/") && p !== "dev/")).toEqual([]);
   });
 
   it("is reproducible: a second build from the same rootfs and dist/ has the same manifest digest", async () => {
@@ -108,7 +111,7 @@ describe("the base image", () => {
 
 describe("an image derived with a Containerfile (examples/Containerfile, buildah)", () => {
   it("builds with buildah bud --isolation chroot, RUN apt-get install included", () => {
-    sh("buildah", [...storage, "bud", "--isolation", "chroot", "-q", "--build-arg", `BASE=oci:${cachedLayout}:latest`,
+    sh("buildah", [...storage, "bud", "--isolation", "chroot", "-q", "--build-arg", `BASE=oci:${baseLink}:latest`,
       "-t", "localhost/particle-derived:1", join(REPO, "examples")]);
     const cfg = JSON.parse(sh("buildah", [...storage, "inspect", "--type", "image", "localhost/particle-derived:1"]));
     expect(cfg.OCIv1.config.Labels).toMatchObject({ "containers.bootc": "1", "org.particle-os.bootable": "1" });
