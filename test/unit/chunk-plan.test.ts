@@ -1,7 +1,7 @@
 // The split of a tree into layers along dpkg packages: big packages alone, small ones in stable
 // bins, unowned files apart, and a change to one package moving no other file.
 import { describe, expect, it } from "vitest";
-import { BIN_LAYERS, parseDpkgList, planChunks, UNOWNED, type PackageFiles } from "../../runtime/src/image/chunk-plan.ts";
+import { BIN_LAYERS, parseDpkgList, planChunks, UNOWNED, UNOWNED_GROUPS, type PackageFiles } from "../../runtime/src/image/chunk-plan.ts";
 
 function world(n: number, bump?: string) {
   const files = new Map<string, number>();
@@ -16,6 +16,7 @@ function world(n: number, bump?: string) {
     packages.push({ name, paths });
   }
   files.set("etc/hostname", 10);
+  files.set("var/lib/dpkg/status", 300);
   files.set("usr/bin/particle", 5_000_000);
   return { files, packages };
 }
@@ -26,11 +27,11 @@ describe("planChunks", () => {
     const plan = planChunks(files, packages, 64);
     expect(plan.layers.length).toBeLessThanOrEqual(64);
     expect([...plan.layerOf.keys()].sort()).toEqual([...files.keys()].sort());
-    const unowned = plan.layers.indexOf(UNOWNED);
-    expect(plan.layerOf.get("etc/hostname")).toBe(unowned);
-    expect(plan.layerOf.get("usr/bin/particle")).toBe(unowned);
-    // The 64 - 16 - 1 biggest packages have a layer each.
-    expect(plan.layers.filter((l) => l.startsWith("pkg:"))).toHaveLength(64 - BIN_LAYERS - 1);
+    expect(plan.layers[plan.layerOf.get("etc/hostname")!]).toBe("unowned:etc");
+    expect(plan.layers[plan.layerOf.get("var/lib/dpkg/status")!]).toBe("unowned:dpkg");
+    expect(plan.layers[plan.layerOf.get("usr/bin/particle")!]).toBe(UNOWNED);
+    // The biggest packages have a layer each; the bins and unowned groups take the rest.
+    expect(plan.layers.filter((l) => l.startsWith("pkg:"))).toHaveLength(64 - BIN_LAYERS - UNOWNED_GROUPS.length - 1);
     expect(plan.layers).toContain("pkg:pkg199");
     expect(plan.layers).not.toContain("pkg:pkg000");
     // A package's files are together.
@@ -61,7 +62,7 @@ describe("planChunks", () => {
   });
 
   it("refuses a cap too small for the bins", () => {
-    expect(() => planChunks(new Map(), [], 10)).toThrow(/at least 18 layers are needed, got 10/);
+    expect(() => planChunks(new Map(), [], 10)).toThrow(/at least 21 layers are needed, got 10/);
   });
 });
 

@@ -18,6 +18,14 @@ export interface ChunkPlan {
 
 /** Layers for files no package owns (configuration written at build time, Particle-OS itself). */
 export const UNOWNED = "unowned";
+/** Unowned files that change with every package update (the dpkg and apt state, generated /etc
+ *  files such as ld.so.cache) are kept apart from the rest, which is mostly what `make install`
+ *  added: otherwise any update would download Particle-OS's binaries again. */
+export const UNOWNED_GROUPS: ReadonlyArray<[prefix: string, layer: string]> = [["var/lib/dpkg/", "unowned:dpkg"], ["var/", "unowned:var"], ["etc/", "unowned:etc"]];
+
+function unownedLayer(rel: string): string {
+  return UNOWNED_GROUPS.find(([prefix]) => rel.startsWith(prefix))?.[1] ?? UNOWNED;
+}
 /** Small packages share a fixed number of bins chosen by a hash of their name, so that one package
  *  growing or shrinking never moves the others. */
 export const BIN_LAYERS = 16;
@@ -30,7 +38,8 @@ const binOf = (name: string, bins: number): number => createHash("sha256").updat
  * total (registries and runtimes cope badly with more than ~127).
  */
 export function planChunks(files: Map<string, number>, packages: PackageFiles[], maxLayers: number): ChunkPlan {
-  if (!Number.isInteger(maxLayers) || maxLayers < BIN_LAYERS + 2) throw new Error(`chunking: at least ${BIN_LAYERS + 2} layers are needed, got ${maxLayers}`);
+  const reserved = BIN_LAYERS + UNOWNED_GROUPS.length + 1;
+  if (!Number.isInteger(maxLayers) || maxLayers < reserved + 1) throw new Error(`chunking: at least ${reserved + 1} layers are needed, got ${maxLayers}`);
   // A path listed by several packages (a diversion, a shared file) goes to the first by name.
   const owner = new Map<string, string>();
   for (const p of [...packages].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -41,15 +50,15 @@ export function planChunks(files: Map<string, number>, packages: PackageFiles[],
   }
   const size = new Map<string, number>();
   for (const [rel, name] of owner) size.set(name, (size.get(name) ?? 0) + files.get(rel)!);
-  const own = maxLayers - BIN_LAYERS - 1;
+  const own = maxLayers - reserved;
   const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   const big = new Set([...size.entries()].sort(([a, x], [b, y]) => y - x || byName(a, b)).slice(0, own).map(([n]) => n));
-  const layers = [...[...big].sort(byName).map((n) => `pkg:${n}`), ...Array.from({ length: BIN_LAYERS }, (_, i) => `bin:${i}`), UNOWNED];
+  const layers = [...[...big].sort(byName).map((n) => `pkg:${n}`), ...Array.from({ length: BIN_LAYERS }, (_, i) => `bin:${i}`), ...UNOWNED_GROUPS.map(([, l]) => l), UNOWNED];
   const index = new Map(layers.map((l, i) => [l, i]));
   const layerOf = new Map<string, number>();
   for (const rel of [...files.keys()].sort()) {
     const pkg = owner.get(rel);
-    const name = pkg === undefined ? UNOWNED : big.has(pkg) ? `pkg:${pkg}` : `bin:${binOf(pkg, BIN_LAYERS)}`;
+    const name = pkg === undefined ? unownedLayer(rel) : big.has(pkg) ? `pkg:${pkg}` : `bin:${binOf(pkg, BIN_LAYERS)}`;
     layerOf.set(rel, index.get(name)!);
   }
   // An empty bin would be an empty layer: drop it and renumber.
