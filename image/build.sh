@@ -2,6 +2,7 @@
 # `make image`: the Particle-OS base image as an OCI layout (docs/image.md). Inputs: the cached
 # Debian rootfs (image/rootfs.sh) and dist/; the same inputs give the same manifest digest.
 # Usage: image/build.sh LAYOUT [TAG]   (prints the manifest digest)
+# PARTICLE_IMAGE_MAX_LAYERS=N: layers split along dpkg packages (`particle image chunk`), at most N.
 set -euo pipefail
 layout=$1
 tag=${2:-latest}
@@ -25,5 +26,7 @@ for k in "$tree"/boot/vmlinuz-*; do
 done
 # Mount points an immutable root cannot create at boot: the physical root and the ESP.
 mkdir -p "$tree/sysroot" "$tree/efi"
-"$repo/dist/particle" image pack "$tree" "$layout" --tag "$tag" \
+action=(pack)
+[ -n "${PARTICLE_IMAGE_MAX_LAYERS:-}" ] && action=(chunk --max-layers "$PARTICLE_IMAGE_MAX_LAYERS")
+"$repo/dist/particle" image "${action[@]}" "$tree" "$layout" --tag "$tag" \
   --label "org.opencontainers.image.title=Particle-OS base" --label "org.particle-os.rootfs=${rootfs_key#image-rootfs-}"
