@@ -128,7 +128,7 @@ describe("an image derived with a Containerfile (examples/Containerfile, buildah
     expect(readdirSync(join(mnt, "1/dev"))).toEqual([]);
     expect(readdirSync(join(mnt, "1/usr/lib/modules")).filter((k) => existsSync(join(mnt, "1/usr/lib/modules", k, "vmlinuz")))).toEqual([manifest.kernel]);
     expect(existsSync(join(mnt, "1/usr/lib/modules", manifest.kernel, "vmlinuz"))).toBe(true);
-    expect(readFileSync(join(mnt, "1/etc/hostname"), "utf8")).toBe("particle-derived\n");
+    expect(readFileSync(join(mnt, "1/etc/motd"), "utf8")).toBe("Particle-OS, with tree\n");
     mounts.unmount(join(mnt, "1"));
   }, 600_000);
 
