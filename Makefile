@@ -27,7 +27,7 @@ BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct -- $(BU
 BUILD_TIME := $(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 BUILD_INFO := $(GIT_COMMIT) $(BUILD_TIME)
 
-.PHONY: FORCE all deps build test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
+.PHONY: FORCE all deps build image test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -60,6 +60,13 @@ dist/particle: $(SOURCES) dist/build-info
 dist/particle-boot: $(SOURCES)
 	@mkdir -p dist
 	$(BUN) build $(BUN_FLAGS) boot/src/main.ts --outfile $@
+
+# The base image (docs/image.md): an OCI layout at dist/image, tag latest. Reproducible: the same
+# cached rootfs and dist/ give the same manifest digest (printed, and kept in dist/image.digest).
+IMAGE_LAYOUT ?= dist/image
+image: build
+	bash image/build.sh $(IMAGE_LAYOUT) latest > $(IMAGE_LAYOUT).digest.tmp && mv $(IMAGE_LAYOUT).digest.tmp $(IMAGE_LAYOUT).digest
+	@cat $(IMAGE_LAYOUT).digest
 
 typecheck: deps
 	node_modules/.bin/tsc --noEmit

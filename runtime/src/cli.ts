@@ -181,6 +181,15 @@ export const COMMANDS: CommandSpec[] = [
       ["--env", "Print the boot-counting variables of grub/particle.env"]],
     load: () => import("./commands/grub-menu.ts"),
   },
+  {
+    name: "image <action> <tree> <layout>",
+    description: "pack: write a directory tree as a bootable OCI image (an OCI layout), reproducibly (SOURCE_DATE_EPOCH); chunk: the same, in layers split along dpkg packages",
+    options: [["--tag <tag>", "The image's name in the layout's index", { default: "latest" }],
+      ["--label <key=value>", "An image label (repeatable)"],
+      ["--epoch <seconds>", "Clamp file times and set `created` (default $SOURCE_DATE_EPOCH)"],
+      ["--max-layers <n>", "chunk: at most this many layers", { default: 64 }], JSON_OPT],
+    load: () => import("./commands/image.ts"),
+  },
 ];
 
 export async function main(argv0: string, argv: string[]): Promise<number> {

@@ -53,6 +53,7 @@ async function stageAndBoot(source: string, opts: Record<string, any>, format: F
     policy: policyFromOptions(opts),
     progressOut: process.stderr,
     consume: opts.consume === true,
+    requireKernel: boot !== undefined,
   });
   let entry: string | undefined;
   if (boot && sealed) {

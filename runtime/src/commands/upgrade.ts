@@ -136,7 +136,7 @@ async function upgradeLayered(tracked: Manifest, reference: string, opts: Record
 }
 
 async function upgradeLayeredLocked(tracked: Manifest, reference: string, opts: Record<string, any>, say: (m: string) => void, boot: ReturnType<typeof stageBootTarget>, sysroot: string): Promise<string> {
-  const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr });
+  const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr, requireKernel: boot !== undefined });
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
   const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, aptConfig: aptConfigFor(opts), log: say });
   const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say }) : undefined;

@@ -43,9 +43,16 @@ export class SkopeoError extends Error {
   }
 }
 
+/** The graph root a containers-storage reference names ("[driver@/graph+/run]name", containers-transports(5)), else the default one. */
+export function storageRoot(ref: string): string {
+  const m = /^containers-storage:\[(?:[^@\]]*@)?([^+\]]+)[^\]]*\]/.exec(ref);
+  return m ? m[1]! : CONTAINERS_STORAGE;
+}
+
 function checkAvailable(img: ImageRef): void {
-  if (img.transport === "containers-storage" && !existsSync(CONTAINERS_STORAGE)) {
-    throw new Error(`image ${img.ref}: containers-storage is not present on this host (${CONTAINERS_STORAGE} does not exist; is podman or buildah installed?)`);
+  const root = img.transport === "containers-storage" ? storageRoot(img.ref) : undefined;
+  if (root && !existsSync(root)) {
+    throw new Error(`image ${img.ref}: containers-storage is not present on this host (${root} does not exist; is podman or buildah installed?)`);
   }
 }
 

@@ -55,6 +55,8 @@ export interface StageOptions {
   format: FormatRequest;
   version?: string;
   log?: (msg: string) => void;
+  /** Refuse a source with no kernel (before anything is committed): it is about to get a boot entry. */
+  requireKernel?: boolean;
   /** The caller holds the store lock and cleaned tmp/ itself (particle layer stages a mount under tmp/). */
   lockHeld?: boolean;
   /** Manifest fields set by the caller: a better `source`, and what `particle layer` records. */
@@ -124,9 +126,12 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
     ? await prepareImage(l, opts, work, src.image, log)
     : await prepareDir(l, opts, work, src, log, at);
   const { root, staged, format } = prepared;
+  if (opts.requireKernel && !prepared.kernel) {
+    throw new Error(`source ${sourceName}: no kernel in it (looked for /usr/lib/modules/<kver>/vmlinuz and /boot/vmlinuz-<kver>), so it cannot boot; nothing was staged`);
+  }
   addMountPoints(root);
   // mksquashfs reads the directory itself: a squashfs root keeps its database where the tree has it.
-  if (opts.format !== "squashfs" && moveDpkgDatabase(root) === "moved") log(`the dpkg database moves to /${DPKG_DB} (/${VAR_DPKG} links to it)`);
+  if (format !== "squashfs" && moveDpkgDatabase(root) === "moved") log(`the dpkg database moves to /${DPKG_DB} (/${VAR_DPKG} links to it)`);
 
   if (format === "composefs") {
     await writeErofs(composefsTree(root, { inPlace: true }), image, { mode: "metadata" });
