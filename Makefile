@@ -27,7 +27,7 @@ BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct -- $(BU
 BUILD_TIME := $(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 BUILD_INFO := $(GIT_COMMIT) $(BUILD_TIME)
 
-.PHONY: FORCE all deps build image test test-unit test-host test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
+.PHONY: FORCE all deps build image test test-unit test-host test-image test-crash test-crash-ci test-qemu fuzz bench demo run install clean typecheck
 
 all: build
 
@@ -82,8 +82,14 @@ FUZZ_RUNS ?= 200000
 fuzz: deps
 	PARTICLE_FUZZ_RUNS=$(FUZZ_RUNS) $(if $(FUZZ_SEED),PARTICLE_FUZZ_SEED=$(FUZZ_SEED)) $(VITEST) run --dir test/unit/fuzz
 
+# test/host/image.test.ts builds the base image from a fresh mmdebstrap rootfs (cached per day) and
+# runs buildah with a real apt-get: 8-14 minutes, too long for CI's budget while the rest of issue
+# 10 is unfinished. It runs with `make test-image`.
 test-host: deps build
-	$(VITEST) run --dir test/host --no-file-parallelism
+	$(VITEST) run --dir test/host --no-file-parallelism --exclude test/host/image.test.ts
+
+test-image: deps build
+	$(VITEST) run --dir test/host --no-file-parallelism test/host/image.test.ts
 
 # Crash campaigns (test/crash): every writing command SIGKILLed at random moments and at each named
 # checkpoint (PARTICLE_DIE_AT), invariants checked after each kill and after the next command. The
