@@ -21,7 +21,7 @@ import { installSystemdBoot } from "../../runtime/src/bootloader/systemd-boot.ts
 import { readManifests } from "../../runtime/src/deployments/read.ts";
 
 const DOCS = join(__dirname, "../../docs");
-const KVER = "6.1.0-fake";
+const KVER = "6.12.0-fake"; // new enough for composefs, which --format auto then picks
 const ROOT_UUID = "0b5c7d2e-1111-4222-8333-944455556666";
 
 /** Test values of the placeholders the documents use. */
