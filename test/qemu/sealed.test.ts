@@ -27,6 +27,8 @@ const LOADER_REFUSED = /BdsDxe: failed to load Boot\d+ .*: Access Denied/;
 
 const PRELUDE = `set -euo pipefail
 kv() { echo "KV:$1:$2"; }
+# v2 was staged on the host, with no booted deployment whose /etc (and its efi.mount) to carry over.
+mountpoint -q /efi || mount /dev/vda1 /efi
 kv secureboot "$(${efiFlag("SecureBoot")})"
 kv setupmode "$(${efiFlag("SetupMode")})"
 kv bootctl-sb "$(bootctl status 2>/dev/null | grep -m1 'Secure Boot:' | sed 's/^ *//')"
@@ -222,12 +224,16 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
   }, TEST_TIMEOUT);
 
   it("v2's image swapped on disk for v1's: particle-boot refuses it by digest, boot counting falls back to v1", async () => {
+    // Another valid EROFS image: one of a small tree, staged aside (this host cannot read the
+    // disk's fs-verity files).
+    execFileSync("mkdir", ["-p", join(work, "other-tree/usr/bin")]);
+    writeFileSync(join(work, "other-tree/usr/bin/evil"), "#!/bin/sh\necho owned\n");
+    const other = JSON.parse(execFileSync(PARTICLE, ["stage", `dir:${join(work, "other-tree")}`, "--sysroot", join(work, "other-sysroot"), "--json"]).toString().trim().split("\n").pop()!);
     withDisk(m.disk, (d) => {
-      const images = join(d.root, "particle/images");
-      const v2 = join(images, `${s.sealV2.imageDigest}.erofs`);
+      const v2 = join(d.root, "particle/images", `${s.sealV2.imageDigest}.erofs`);
       // A new file in its place (fs-verity cannot be switched off on the old one): what an
       // attacker with the disk can write.
-      execFileSync("cp", [join(images, `${v1Image}.erofs`), `${v2}.new`]);
+      execFileSync("cp", [join(work, "other-sysroot/particle/images", `${other.imageDigest}.erofs`), `${v2}.new`]);
       execFileSync("mv", [`${v2}.new`, v2]);
       const [v2Uki] = esp.ls(d.esp, "EFI/Linux").filter((n) => n.startsWith("particle-2-"));
       // One try left: each failed try is a boot into the initramfs.

@@ -128,9 +128,13 @@ export function bootSealed(m: { disk: string; vars: string }, o: Omit<BootOption
 
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: "1" };
 function mtools(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { env: MTOOLS, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
+  for (let i = 0; ; i++) {
+    const r = spawnSync(cmd, args, { env: MTOOLS, encoding: "utf8" });
+    if (r.status === 0) return r.stdout;
+    // A partition node that is not ready yet right after the loop device's rescan.
+    if (i < 20 && /Could not get geometry/.test(r.stderr)) { spawnSync("sleep", ["0.5"]); continue; }
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
+  }
 }
 
 /** The disk's partitions on a loop device: the ESP (vfat, written with mtools, as install does)
