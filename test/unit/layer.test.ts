@@ -3,6 +3,7 @@ import {
   aptCommands, aptErrors, CHROOT_APT_ETC, baseOf, checkPackageName, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls,
 } from "../../runtime/src/layer/plan.ts";
 import { parseManifest, renderManifest, type Manifest } from "../../runtime/src/manifest.ts";
+import { aptConfigFor, LIVE_APT_ETC } from "../../runtime/src/layer/apt-config.ts";
 import { buildStatus } from "../../runtime/src/deployments/status.ts";
 import { renderStatus } from "../../runtime/src/deployments/render-status.ts";
 
@@ -127,5 +128,14 @@ describe("the manifest and status record the layers", () => {
     expect(h.status.booted).toMatchObject({ id: "2", base: base1, layered: ["hello", "jq"] });
     expect(h.status.other[0]).not.toHaveProperty("layered");
     expect(renderStatus(h)).toContain("    layered: hello jq (on deployment 1)");
+  });
+});
+
+describe("which apt configuration a layer run uses", () => {
+  it("the live /etc/apt on a system booted from particle, the tree's own elsewhere, --apt-config when given", () => {
+    expect(aptConfigFor({ cmdline: "root=/dev/vda2 particle.deploy=3 particle.image=" + dig("a") })).toBe(LIVE_APT_ETC);
+    expect(aptConfigFor({ cmdline: "root=/dev/vda2 quiet" })).toBeUndefined();
+    expect(aptConfigFor({ cmdline: "", aptConfig: "/" })).toBe("/");
+    expect(() => aptConfigFor({ cmdline: "", aptConfig: "/nonexistent/apt" })).toThrow(/--apt-config \/nonexistent\/apt: no such directory/);
   });
 });
