@@ -16,7 +16,7 @@ import { sh } from "./lib/guest.ts";
 
 // Each layer run digests the whole tree and the new deployment's initramfs is built by dracut,
 // all under TCG. Measured at load ~15 on 2 cores: boot 1 reached its agent after 322 s, apt + DKMS
-// took ~9 min, staging 468 s, and dracut was still running when a 40-minute limit ended the boot.
+// took ~12 min, staging 468 s, and dracut was still running when a 40-minute limit ended the boot.
 const BOOT_TIMEOUT = 4_200_000;
 const TEST_TIMEOUT = 4_300_000;
 const SETUP_TIMEOUT = 1_800_000;
