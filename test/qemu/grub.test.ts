@@ -60,11 +60,14 @@ particle status --json | j after
 env_json | j env-after
 `;
 
-/** The boot of C: its health check fails, so nothing blesses it; GRUB already spent the try. */
+/**
+ * The boot of C: its health check fails, so nothing blesses it; GRUB already spent the try. C was
+ * staged from the host with no /etc carried over, so it does not mount the ESP (A's fstab is in
+ * A's /etc): the host reads the counters from the disk instead.
+ */
 const C_FAILS = `${PRELUDE}
 particle status --json | j status
 ${HEALTH_FAILED}
-env_json | j env
 `;
 
 /**
@@ -189,8 +192,7 @@ describe("GRUB: install, stage, counted boot, bless, rollback --once, rollback, 
       expect(journal).toContain(`check 50-particle-test-fails (/${FAILING_CHECK}) FAILED: exit status 1`);
       expect(journal).toContain(`50-particle-test-fails: ${FAILING_CHECK_SAYS}`);
       // GRUB counted the try before booting C; nothing marked C good.
-      expect(p.json.env).toMatchObject({ particle_counted: C, boot_counter: String(left), boot_success: "0" });
-      expect(espEnv(disk).get("boot_counter")).toBe(String(left));
+      expect(Object.fromEntries(espEnv(disk))).toMatchObject({ particle_counted: C, boot_counter: String(left), boot_success: "0" });
     }
     const r = await bootDisk({ name: "grub-6-fallback-a-cut", disk, script: FALLBACK_A_CLEANUP_CUT, until: POWER_CUT, timeoutMs: BOOT_TIMEOUT });
     console.log(`grub-6-fallback-a-cut: ${timing(r)}`);
