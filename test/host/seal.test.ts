@@ -11,7 +11,7 @@ import { makeFixture, deterministicBytes } from "./lib/fixture.ts";
 import { particle, particleOk, stageJson } from "./lib/particle.ts";
 
 const STUB = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
-const KVER = "6.1.0-test";
+const KVER = "6.12.0-test";
 
 describe("particle keys and particle seal (issue 11)", () => {
   const work = mkdtempSync(join(tmpdir(), "particle-seal-test-"));
@@ -81,6 +81,9 @@ describe("particle keys and particle seal (issue 11)", () => {
       const other = join(work, "other");
       makeFixture(other);
       writeFileSync(join(other, "extra"), "not in v1\n");
+      // A bootable tree (a kernel), so that only the pin can refuse it.
+      mkdirSync(join(other, "usr/lib/modules", KVER), { recursive: true });
+      writeFileSync(join(other, "usr/lib/modules", KVER, "vmlinuz"), deterministicBytes(300_000, 1));
       const none = particle(["stage", `dir:${other}`, "--sysroot", sysroot, "--esp", esp]);
       expect(none.code).toBe(2);
       expect(none.stderr).toMatch(/this machine is sealed: particle stage needs --uki/);

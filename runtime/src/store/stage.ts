@@ -97,7 +97,7 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
   // Refused before anything is read: a consumed tree is removed, so only a stage that links its files may take it.
-  if (opts.consume && (src.kind !== "dir" || opts.format !== "composefs")) {
+  if (opts.consume && (src.kind !== "dir" || (opts.format !== "composefs" && opts.format !== "auto"))) {
     throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
   }
   const l = storeLayout(opts.sysroot);
@@ -220,6 +220,9 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   const treeDir = await materialize(src, work);
   const kernel = bootKernel(dirView(treeDir));
   const format = resolveFormat(opts.format, dirView(treeDir), kernel, FORMAT_PREFERENCE, log);
+  // --format auto is resolved only here, from the tree's kernel: a tree whose kernel needs another
+  // format is refused before any of its files is linked away.
+  if (opts.consume && format !== "composefs") throw new Error(`--consume: only a tree staged as composefs can be consumed; its kernel boots ${format} (nothing was staged, the tree is untouched)`);
   const scan = scanTree(treeDir);
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
   const short = precheckStageSpace(format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
