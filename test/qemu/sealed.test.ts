@@ -253,7 +253,8 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
   it("for comparison, the same v1 boots unsealed: a BLS entry, Secure Boot off", async () => {
     // The same disk and deployment, through the firmware and the BLS entry an unsealed install
     // uses: the difference is the signature checks and the larger single file the loader reads.
-    const kernel = join(s.g.dir, "usr/lib/modules", s.g.kver, "vmlinuz");
+    // Debian keeps the kernel in /boot (the tree has no usr/lib/modules/<kver>/vmlinuz).
+    const kernel = s.g.kernel;
     withPartitions(m.disk, (p) => {
       esp.put(p.esp, kernel, "unsealed-vmlinuz");
       esp.put(p.esp, s.initrd, "unsealed-initrd.img");
