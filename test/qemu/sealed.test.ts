@@ -261,7 +261,9 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
       writeFileSync(join(work, "unsealed.conf"), `title unsealed v1\nlinux /unsealed-vmlinuz\ninitrd /unsealed-initrd.img\n` +
         `options root=LABEL=particle-root rw particle.deploy=${v1Id} particle.image=${v1Image} ${KERNEL_ARGS}\n`);
       esp.put(p.esp, join(work, "unsealed.conf"), "loader/entries/unsealed.conf");
-      writeFileSync(join(work, "unsealed-loader.conf"), "default unsealed.conf\ntimeout 0\n");
+      // secure-boot-enroll's default (if-safe) would enroll the keys still under loader/keys/auto
+      // into the setup-mode firmware and reboot: this boot is the one without Secure Boot.
+      writeFileSync(join(work, "unsealed-loader.conf"), "default unsealed.conf\ntimeout 0\nsecure-boot-enroll off\n");
       esp.put(p.esp, join(work, "unsealed-loader.conf"), "loader/loader.conf");
     });
     const r = await bootDisk({ name: "sealed-9-unsealed-v1", disk: m.disk, script: PRELUDE, timeoutMs: BOOT_TIMEOUT });
