@@ -133,8 +133,10 @@ describe("the manifest and status record the layers", () => {
 
 describe("which apt configuration a layer run uses", () => {
   it("the live /etc/apt on a system booted from particle, the tree's own elsewhere, --apt-config when given", () => {
-    expect(aptConfigFor({ cmdline: "root=/dev/vda2 particle.deploy=3 particle.image=" + dig("a") })).toBe(LIVE_APT_ETC);
-    expect(aptConfigFor({ cmdline: "root=/dev/vda2 quiet" })).toBeUndefined();
+    expect(aptConfigFor({}, "root=/dev/vda2 particle.deploy=3 particle.image=" + dig("a"))).toBe(LIVE_APT_ETC);
+    expect(aptConfigFor({}, "root=/dev/vda2 quiet")).toBeUndefined();
+    // --cmdline describes another sysroot (a test, a disk being repaired): this host's /etc/apt is not its.
+    expect(aptConfigFor({ cmdline: "root=/dev/vda2 particle.deploy=3 particle.image=" + dig("a") }, "root=/dev/vda2 particle.deploy=3")).toBeUndefined();
     expect(aptConfigFor({ cmdline: "", aptConfig: "/" })).toBe("/");
     expect(() => aptConfigFor({ cmdline: "", aptConfig: "/nonexistent/apt" })).toThrow(/--apt-config \/nonexistent\/apt: no such directory/);
   });
