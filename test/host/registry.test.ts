@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "./lib/registry.ts";
 import { Mounts, particle } from "./lib/particle.ts";
 import { tarBytes } from "./lib/oci-tar.ts";
 import { writeImage } from "./lib/oci-layout.ts";
@@ -31,17 +31,6 @@ const env = () => ({ HOME: home });
 
 const sh = (cmd: string, args: string[], e: Record<string, string> = {}) =>
   execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...e } }).toString();
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /** A fresh GPG key in its own GNUPGHOME; returns its fingerprint. */
 function gpgKey(dir: string, name: string): string {

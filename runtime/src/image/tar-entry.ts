@@ -2,7 +2,7 @@
 // digest depends only on the tree: ustar with PAX records only where ustar cannot say it (long
 // names, xattrs, large sizes), mtimes clamped to SOURCE_DATE_EPOCH, numeric owners with no user or
 // group names, and no atime/ctime records. The reader side is ../tar/.
-import { BLOCK } from "../tar/header.ts";
+import { BLOCK, type TarHeader } from "../tar/header.ts";
 import type { Inode } from "../tree/model.ts";
 
 /** What an entry is in the archive; a hardlink names the path it links to. */
@@ -29,20 +29,7 @@ function paxRecord(key: string, value: Buffer): Buffer {
 
 const pad = (n: number): number => (BLOCK - (n % BLOCK)) % BLOCK;
 
-interface HeaderFields {
-  name: Buffer;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  type: string;
-  linkname: Buffer;
-  devmajor: number;
-  devminor: number;
-}
-
-function header(f: HeaderFields): Buffer {
+function header(f: TarHeader): Buffer {
   const b = Buffer.alloc(BLOCK);
   f.name.copy(b, 0, 0, Math.min(100, f.name.length));
   octal(b, 100, 8, f.mode);
@@ -84,7 +71,7 @@ export function entryHeader(path: Buffer, entry: TarEntryKind, epoch: number): B
   if (inode.gid > MAX_OCTAL_8) recs.push(paxRecord("gid", Buffer.from(String(inode.gid))));
   if (entry.kind === "inode") for (const x of inode.xattrs) recs.push(paxRecord(`SCHILY.xattr.${x.name.toString("latin1")}`, x.value));
   const mtime = Math.max(0, Math.min(inode.mtimeSec, epoch));
-  const fields: HeaderFields = {
+  const fields: TarHeader = {
     name, mode: inode.perm, uid: Math.min(inode.uid, MAX_OCTAL_8), gid: Math.min(inode.gid, MAX_OCTAL_8),
     size: Math.min(size, MAX_OCTAL_12), mtime, type, linkname,
     devmajor: inode.rdevMajor ?? 0, devminor: inode.rdevMinor ?? 0,

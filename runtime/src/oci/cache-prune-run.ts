@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { ImageIndex, ImageManifest, parseJson } from "./schema.ts";
 import { planCachePrune, type CachePrunePlan } from "./cache-prune.ts";
-import { layerCacheDir, ociCacheDir } from "./image-tree.ts";
+import { layerCacheDir, ociCacheDir } from "./cache-dirs.ts";
 import type { StoreLayout } from "../store/layout.ts";
 import { writeFileAtomic } from "../system/atomic.ts";
 import { checkpoint } from "../system/die-at.ts";

@@ -12,6 +12,7 @@ import { dirAt, emptyDir, fileAt, mergeLayer, toInodeTree, type Dir } from "./la
 import { ObjectSink } from "./objects-sink.ts";
 import { unpackLayer } from "./unpack.ts";
 import { LayerCache } from "./layer-cache.ts";
+import { layerCacheDir, ociCacheDir } from "./cache-dirs.ts";
 import { hasObject } from "../store/objects.ts";
 import { copyToLayout, inspectDigest, type Policy } from "./skopeo.ts";
 import type { ImageRef } from "./transport.ts";
@@ -36,10 +37,6 @@ export interface OciTree {
   record: OciRecordInput;
 }
 
-/** The layout cache every image is copied into: blobs are shared between images and stagings. */
-export const ociCacheDir = (l: StoreLayout): string => join(l.cache, "oci");
-/** Unpacked layers (layer-cache.ts), by blob digest. */
-export const layerCacheDir = (l: StoreLayout): string => join(l.cache, "oci-layers");
 
 /** One tag per reference: staging the same reference again replaces the tag, the blobs stay. */
 export const cacheTag = (ref: string): string => `ref-${createHash("sha256").update(ref).digest("hex").slice(0, 32)}`;

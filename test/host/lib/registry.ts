@@ -12,7 +12,7 @@ export interface TestRegistry {
   stop: () => void;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once("error", rej);
