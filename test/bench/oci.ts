@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { blobFrom, writeManifest } from "./oci-blobs.ts";
 import { BenchError, benchCacheDir, fmtBytes, fmtS, fmtX, log, median, sh, table, timed, type BenchContext, type BenchSection, type SectionResult, type TargetResult, type Timing } from "./lib.ts";
 
 const LAYERS: Array<{ dirs: string[]; compression: "gzip" | "zstd" }> = [
@@ -28,42 +29,6 @@ const RECIPE = "oci-v1: " + JSON.stringify(LAYERS) + " gzip -1 / zstd -3 -T2; up
 const TARGET = 1.2;
 
 interface Workload { dir: string; layout: string; bytes: number; compressed: number; layers: number }
-
-const sha256File = async (p: string) => `sha256:${(await sh(["sha256sum", p])).split(" ")[0]}`;
-
-async function blobFrom(layout: string, tarCmd: string, compression: "gzip" | "zstd" | "none"): Promise<{ digest: string; size: number; diffId: string; mediaType: string }> {
-  const tmp = join(layout, "tmp-blob");
-  const diff = join(layout, "tmp-diffid");
-  const z = compression === "gzip" ? "gzip -1" : compression === "zstd" ? "zstd -q -3 -T2" : "cat";
-  await sh(["bash", "-o", "pipefail", "-c", `${tarCmd} | tee >(sha256sum | cut -d' ' -f1 > ${diff}) | ${z} > ${tmp}; sleep 0.2`]);
-  const digest = await sha256File(tmp);
-  renameSync(tmp, join(layout, "blobs/sha256", digest.slice(7)));
-  const diffId = `sha256:${readFileSync(diff, "utf8").trim()}`;
-  rmSync(diff);
-  const mediaType = `application/vnd.oci.image.layer.v1.tar${compression === "none" ? "" : `+${compression}`}`;
-  return { digest, size: statSync(join(layout, "blobs/sha256", digest.slice(7))).size, diffId, mediaType };
-}
-
-function writeJsonBlob(layout: string, value: unknown): { digest: string; size: number } {
-  const b = Buffer.from(JSON.stringify(value));
-  const digest = `sha256:${createHash("sha256").update(b).digest("hex")}`;
-  writeFileSync(join(layout, "blobs/sha256", digest.slice(7)), b);
-  return { digest, size: b.length };
-}
-
-function writeManifest(layout: string, tag: string, layers: Awaited<ReturnType<typeof blobFrom>>[]): void {
-  const cfg = writeJsonBlob(layout, { architecture: "amd64", os: "linux", created: "2026-01-01T00:00:00Z", config: { Labels: { bench: tag } }, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } });
-  const m = writeJsonBlob(layout, {
-    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...cfg },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-  });
-  const indexPath = join(layout, "index.json");
-  const index = existsSync(indexPath) ? JSON.parse(readFileSync(indexPath, "utf8")) : { schemaVersion: 2, manifests: [] };
-  index.manifests = index.manifests.filter((d: any) => d.annotations?.["org.opencontainers.image.ref.name"] !== tag);
-  index.manifests.push({ mediaType: "application/vnd.oci.image.manifest.v1+json", ...m, annotations: { "org.opencontainers.image.ref.name": tag } });
-  writeFileSync(indexPath, JSON.stringify(index));
-}
 
 async function workload(ctx: BenchContext): Promise<Workload> {
   const inputs = await sh(["sh", "-c", `cd / && find ${LAYERS.flatMap((l) => l.dirs).join(" ")} -printf '%p %s\\n' 2>/dev/null | sort | sha256sum`]);

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fmtX, REPO, table, writeJson, type BenchContext, type BenchSection, type SectionResult, type TargetResult } from "./lib.ts";
 
-const SECTIONS = ["store", "scale", "boot", "oci"] as const;
+const SECTIONS = ["store", "scale", "boot", "oci", "delivery", "fleet"] as const;
 
 function parseArgs(argv: string[]): { ctx: BenchContext; only: string[] } {
   const ctx: BenchContext = {
