@@ -1,5 +1,5 @@
 // Runs the compiled binaries the way a user does, so host tests exercise exactly what ships.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 
@@ -47,4 +47,19 @@ export class Mounts {
     particleOk(["unmount", target]);
     this.live.splice(this.live.indexOf(target), 1);
   };
+}
+
+/**
+ * `particle` without blocking the test's event loop: for tests whose servers run in the test
+ * process itself (test/host/lib/counting-proxy.ts), which spawnSync would starve.
+ */
+export function particleAsync(args: string[], opts: { env?: Record<string, string> } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PARTICLE, args, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (c: Buffer) => { stdout += c; });
+    p.stderr.on("data", (c: Buffer) => { stderr += c; });
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }

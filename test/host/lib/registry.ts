@@ -26,7 +26,7 @@ export function freePort(): Promise<number> {
 export interface RegistryOptions {
   /** Run as a pull-through cache of this registry (distribution's proxy mode, `proxy: remoteurl:`). */
   proxyOf?: string;
-  /** Log nothing: distribution logs every 404 (each blob a push checks) at level error. */
+  /** Drop its log: distribution logs every 404 (each blob a push checks) at level error. */
   quiet?: boolean;
 }
 
@@ -34,9 +34,9 @@ export async function startRegistry(dir: string, opts: RegistryOptions = {}): Pr
   const host = `127.0.0.1:${await freePort()}`;
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, "registry.yml");
-  writeFileSync(cfg, ["version: 0.1", `log: {level: ${opts.quiet ? "fatal" : "error"}}`, `storage: {filesystem: {rootdirectory: ${join(dir, "data")}}}`, `http: {addr: "${host}"}`,
+  writeFileSync(cfg, ["version: 0.1", "log: {level: error}", `storage: {filesystem: {rootdirectory: ${join(dir, "data")}}}`, `http: {addr: "${host}"}`,
     ...(opts.proxyOf ? [`proxy: {remoteurl: "${opts.proxyOf}"}`] : []), ""].join("\n"));
-  const proc: ChildProcess = spawn("docker-registry", ["serve", cfg], { stdio: ["ignore", "ignore", "inherit"] });
+  const proc: ChildProcess = spawn("docker-registry", ["serve", cfg], { stdio: ["ignore", "ignore", opts.quiet ? "ignore" : "inherit"] });
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
