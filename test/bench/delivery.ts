@@ -44,6 +44,8 @@ async function installThenUpdate(ctx: BenchContext, w: DeliveryWorkload, reg: Be
   const update = await timed([ctx.particle, "upgrade", "--sysroot", sysroot, "--from", "1", "--json", NO_VERIFY], { env: reg.env });
   const j = JSON.parse(update.stdout.trim().split("\n").at(-1)!);
   if (j.id !== "2") throw new BenchError(`particle upgrade of ${name} staged ${JSON.stringify(j)}, expected deployment 2`);
+  // The update's new contents are exactly the changed files: the deployment is v2, not something else.
+  if (j.objectsAdded !== w.changedFiles) throw new BenchError(`particle upgrade of ${name} added ${j.objectsAdded} objects, expected the ${w.changedFiles} changed files`);
   const updateBlobs = reg.proxy.served.filter(isBlobGet).map((s) => ({ layer: w.layerNames[digestOf(s.url)] ?? `config/other ${digestOf(s.url).slice(7, 19)}`, bytes: s.bytes }));
   return { installBytes, updateBytes: reg.proxy.bytes(), updateBlobs, installS: install.wallS, updateS: update.wallS };
 }
