@@ -12,6 +12,10 @@
 // - baseline/: what a Containerfile build gives, `FROM` a base + `RUN apt-get install` the filler:
 //   layer 1 the tree without the filler, layer 2 the filler (GNU tar, gzip -6). An update of the
 //   base rebuilds layer 1; layer 2 is the same blob in v1 and v2.
+// - appended/: the other way a Containerfile can carry the update, informational: v1 as one layer,
+//   v2 = the same layer + a layer with the changed files (`RUN apt-get upgrade` on an unchanged
+//   base). Cheap to fetch, but the old files stay in the image underneath, and the next rebuild of
+//   the base fetches everything again.
 // - changed.gz: the changed files of v2 as one tar, gzip -6: "the compressed size of the changed files".
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -27,13 +31,14 @@ export const CHANGED = "libssl3t64";
 const MIN_BYTES = 500e6;
 /** File times of the images (SOURCE_DATE_EPOCH). */
 export const EPOCH = 1_767_225_600;
-const RECIPE = `delivery-v1: ${FILLER.join(",")} changed=${CHANGED} epoch=${EPOCH} chunk(default max layers) baseline=2 layers gzip -6`;
+const RECIPE = `delivery-v1: ${FILLER.join(",")} changed=${CHANGED} epoch=${EPOCH} chunk(default max layers) baseline=2 layers gzip -6 appended=1+1`;
 
 export interface DeliveryWorkload {
   dir: string;
-  /** OCI layouts: chunked (tags v1, v2) and baseline (tags v1, v2). */
+  /** OCI layouts, each with tags v1 and v2. */
   chunked: string;
   baseline: string;
+  appended: string;
   /** Apparent size of v1's files. */
   treeBytes: number;
   changedFiles: number;
@@ -144,8 +149,18 @@ export async function deliveryWorkload(ctx: BenchContext): Promise<DeliveryWorkl
   }
   layerNames[filler.digest] = "baseline filler layer";
 
+  const appended = join(tmp, "appended");
+  mkdirSync(join(appended, "blobs/sha256"), { recursive: true });
+  writeFileSync(join(appended, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const whole = await blobFrom(appended, tarOf(v1, join(tmp, "all.list")), "gzip", 6);
+  const change = await blobFrom(appended, tarOf(v2, join(tmp, "changed.list")), "gzip", 6);
+  writeManifest(appended, "v1", [whole], { "containers.bootc": "1" });
+  writeManifest(appended, "v2", [whole, change], { "containers.bootc": "1" });
+  layerNames[whole.digest] = "appended: v1 tree";
+  layerNames[change.digest] = "appended: change layer";
+
   const w: DeliveryWorkload = {
-    dir, chunked: join(dir, "chunked"), baseline: join(dir, "baseline"), treeBytes,
+    dir, chunked: join(dir, "chunked"), baseline: join(dir, "baseline"), appended: join(dir, "appended"), treeBytes,
     changedFiles: changed.length, changedBytes, changedCompressed: statSync(join(tmp, "changed.gz")).size, layerNames,
   };
   writeFileSync(join(tmp, "workload.json"), JSON.stringify(w));
