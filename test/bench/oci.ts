@@ -14,7 +14,7 @@
 // tar (PAX, xattrs, numeric owners), alternately gzip -1 and zstd -3, plus a small update layer with
 // whiteouts; v2 = v1 + one more small layer.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blobFrom, writeManifest } from "./oci-blobs.ts";
 import { BenchError, benchCacheDir, fmtBytes, fmtS, fmtX, log, median, sh, table, timed, type BenchContext, type BenchSection, type SectionResult, type TargetResult, type Timing } from "./lib.ts";
