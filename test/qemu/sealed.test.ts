@@ -20,7 +20,7 @@ import { bootDisk } from "./lib/ovmf.ts";
 import { bootSealed, efiFlag, enrolledVars, esp, machine, prepareSealed, V2_MARKER, V2_TEXT, withDisk, withPartitions, withTreeImage, type SealedInputs } from "./lib/sealed.ts";
 
 // 60-100 s per boot in CI; the first also enables fs-verity on every object and stages v2.
-const BOOT_TIMEOUT = 360_000;
+const BOOT_TIMEOUT = 420_000;
 const STAGE_BOOT_TIMEOUT = 480_000;
 /** A refusal shows within seconds of the firmware starting; QEMU is stopped when it does. */
 const REFUSED_TIMEOUT = 180_000;
@@ -81,6 +81,15 @@ particle rollback --json >/tmp/rollback.json
 kv rollback "$(tail -1 /tmp/rollback.json)"
 kv next "$(particle status --json | tr -d ' \\n' | grep -o '"defaultDeployment":"[^"]*"')"
 kv ukis-after "$(ls /efi/EFI/Linux | tr '\\n' ' ')"
+`;
+
+const PLANTED = "particle-planted.service";
+const ON_STRICT = `${PRELUDE}
+kv etc-mode "$(grep -o '"etc": *"[a-z]*"' /run/particle-booted || true)"
+kv on-disk "$(ls /sysroot/particle/deploy/*/etc/upper/systemd/system/ | tr '\\n' ' ')"
+kv planted-load "$(systemctl show -p LoadState --value ${PLANTED})"
+kv planted-ran "$([ -e /var/lib/particle-planted ] && echo yes || echo no)"
+kv efi-unit "$(systemctl show -p FragmentPath --value efi.mount)"
 `;
 
 describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin the image (issue 11)", () => {
@@ -154,7 +163,7 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     expect(st.imageDigest).toBe(s.sealV2.imageDigest);
     expect(st.entry).toMatch(/^particle-2-[0-9a-f]{12}\+3\.efi$/);
     expect(kv.next).toBe(`"defaultDeployment":"${v2Id}"`);
-    expect(kv["ukis-staged"]).toMatch(new RegExp(`^particle-1-[0-9a-f]{12}(\\+2-1)? particle-2-${s.sealV2.imageDigest.slice(0, 12)}\\+3\\.efi $`));
+    expect(kv["ukis-staged"]).toMatch(new RegExp(`^particle-1-[0-9a-f]{12}(\\+2-1)?\\.efi particle-2-${s.sealV2.imageDigest.slice(0, 12)}\\+3\\.efi $`));
     // /etc (with the ESP mount install wrote) carried over at stage time.
     expect(JSON.parse(kv[`etc-${v2Id}`]!)).toMatchObject({ from: v1Id, to: v2Id, phase: "stage" });
     console.log(`stage of v2 in the guest (sealed, with --uki): ${kv["stage-seconds"]} s`);
@@ -209,6 +218,44 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     expect(back.booted).toBe(v1Id);
     expect(back.secureboot).toBe("1");
   }, 2 * TEST_TIMEOUT);
+
+  it("strict mode (particle.etc=transient): a unit planted in the disk's /etc does not run", async () => {
+    // v2's image sealed again with the strict command line, as version 3: the highest, so the default.
+    const strict = join(work, "strict.efi");
+    const sealed = withTreeImage(s.treeV2, (tree) => JSON.parse(execFileSync(PARTICLE, ["seal", `dir:${tree}`, "--keys", s.keys, "--initramfs", s.initrd,
+      "--version", "3", "--out", strict, "--json", "--karg", "particle.etc=transient", ...KERNEL_ARGS.split(" ").flatMap((a) => ["--karg", a])]).toString().trim().split("\n").pop()!));
+    expect(sealed.imageDigest).toBe(s.sealV2.imageDigest);
+    const name = `particle-3-${sealed.imageDigest.slice(0, 12)}`;
+    withDisk(m.disk, (d) => {
+      // What an attacker with the disk (or root on a running v2) leaves for the next boot.
+      const sysd = join(d.root, "particle/deploy", v2Id, "etc/upper/systemd/system");
+      execFileSync("mkdir", ["-p", join(sysd, "multi-user.target.wants")]);
+      writeFileSync(join(sysd, PLANTED), "[Unit]\nDescription=planted by an attacker\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo owned >/var/lib/particle-planted'\n[Install]\nWantedBy=multi-user.target\n");
+      execFileSync("ln", ["-sf", `../${PLANTED}`, join(sysd, "multi-user.target.wants", PLANTED)]);
+      esp.put(d.esp, strict, `EFI/Linux/${name}+3.efi`);
+    });
+    let kv: Record<string, string>;
+    try {
+      kv = await good("sealed-3b-strict-v2", ON_STRICT);
+    } finally {
+      // The attacks below expect v1 and v2's UKIs only.
+      withPartitions(m.disk, (p) => {
+        for (const f of esp.ls(p.esp, "EFI/Linux").filter((n) => n.startsWith("particle-3-"))) esp.rm(p.esp, `EFI/Linux/${f}`);
+      });
+    }
+    expect(kv.secureboot).toBe("1");
+    expect(kv.cmdline).toContain("particle.etc=transient");
+    expect(kv.booted).toBe(v2Id);
+    expect(kv["uki-booted"]).toBe(`${name}.efi`);
+    expect(kv["etc-mode"]).toMatch(/"etc": *"transient"/);
+    expect(kv["on-disk"]).toContain(PLANTED);
+    expect(kv["planted-load"]).toBe("not-found");
+    expect(kv["planted-ran"]).toBe("no");
+    // The ESP came from particle-boot's runtime unit (the disk's /etc upper is not used), so
+    // systemd-bless-boot could bless the boot: the agent found no failed unit.
+    expect(kv["efi-mounted"]).toBe("yes");
+    expect(kv["efi-unit"]).toBe("/run/systemd/system/efi.mount");
+  }, TEST_TIMEOUT);
 
   /** Runs `attack` on the ESP, boots until the refusal shows, then puts the ESP back as it was. */
   const espAttack = async (name: string, attack: (dev: string) => (dev: string) => void, until: RegExp) => {
@@ -306,6 +353,7 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     expect(r.exitCode).toBe(0);
     expect(kv.image).toBe(v1Image);
     expect(kv.secureboot).not.toBe("1");
-    console.log(`boot to login, sealed v1 (Secure Boot): ${timing(sealedV1!)}; unsealed v1: ${timing(r)}`);
+    console.log(`figures: boot to agent-ready, sealed v1 (Secure Boot, signed UKI): ${timing(sealedV1!)}; unsealed v1 (BLS entry): ${timing(r)}; ` +
+      `UKI size ${statSync(s.ukiV2).size} bytes (${(statSync(s.ukiV2).size / 1048576).toFixed(1)} MiB)`);
   }, TEST_TIMEOUT);
 });
