@@ -31,8 +31,10 @@ export function writeEspRuntimeMount(runDir: string, tree: string, efivar = LOAD
   let uuid: string | undefined;
   try { uuid = parseLoaderPartUuid(readFileSync(efivar)); } catch { uuid = undefined; }
   if (!uuid) return `particle.etc=transient: the boot loader reported no ESP (${efivar}); the ESP is not mounted, and boot counting cannot bless this boot`;
+  let units: ReturnType<typeof espRuntimeUnits>;
+  try { units = espRuntimeUnits(tree, uuid); } catch (e) { return `particle.etc=transient: ${(e as Error).message}; the ESP is not mounted`; }
   const dir = join(runDir, "systemd/system");
-  for (const f of espRuntimeUnits(tree, uuid)) {
+  for (const f of units) {
     mkdirSync(join(dir, f.path, ".."), { recursive: true });
     if (f.text !== undefined) writeFileAtomic(join(dir, f.path), f.text);
     else if (!existsSync(join(dir, f.path))) symlinkSync(f.link!, join(dir, f.path));
