@@ -26,6 +26,8 @@ export function splitArg(arg: string): { key: string; value: string | undefined 
   return { key: a.slice(0, eq), value: unquote(a.slice(eq + 1)) };
 }
 
+const EtcMode = z.enum(["persistent", "transient"]);
+
 // The type of the plan. parseCmdline validates each field with its own schema, to name the
 // argument in the error, so particle-boot never builds this one (see lazy-schema.ts).
 export const bootArgsSchema = lazySchema(() => z.object({
@@ -36,12 +38,15 @@ export const bootArgsSchema = lazySchema(() => z.object({
   image: Sha256Hex,
   /** particle.verity=: absent means require where the filesystem supports fs-verity. */
   verity: z.optional(VerityMode),
+  /** particle.etc=transient: /etc gets a tmpfs upper (strict mode of a sealed UKI); absent or
+   *  `persistent`: the deployment's own upper on disk. */
+  etc: z.optional(EtcMode),
   /** overlayroot= on the command line (it wins over /etc/overlayroot.conf). */
   overlayroot: z.optional(overlayrootSchema()),
 }));
 export type BootArgs = z.infer<ReturnType<typeof bootArgsSchema>>;
 
-const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity"] as const;
+const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity", "particle.etc"] as const;
 
 /** Parses the command line. Throws an Error whose message starts with the offending argument. */
 export function parseCmdline(text: string): BootArgs {
@@ -82,6 +87,8 @@ export function parseCmdline(text: string): BootArgs {
   if (deploy !== undefined) plan.deploy = deploy;
   const verity = field("particle.verity", VerityMode, "require, optional or off", false) as BootArgs["verity"];
   if (verity) plan.verity = verity;
+  const etc = field("particle.etc", EtcMode, "persistent or transient", false) as BootArgs["etc"];
+  if (etc) plan.etc = etc;
   if (overlayroot) plan.overlayroot = overlayroot;
   return plan;
 }

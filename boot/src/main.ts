@@ -28,6 +28,7 @@ import {
   DEVICE_TIMEOUT_S,
 } from "./steps.ts";
 import { verifyDeployment } from "../../runtime/src/mounts/index.ts";
+import { writeEspRuntimeMount } from "./esp-mount.ts";
 
 function boot(argv: string[], log: Log): void {
   const o = parseOptions(argv);
@@ -52,7 +53,7 @@ function boot(argv: string[], log: Log): void {
   try {
     const root = mountReadOnlyRoot(ws, sysroot, m, v.image, overlayVerity);
     const overlayroot = chooseOverlayroot(args, root, sysroot, m.id);
-    const writable = writableFor(overlayroot, sysroot, m.id);
+    const writable = writableFor(overlayroot, sysroot, m.id, args.etc);
     if (writable.kind === "persistent") ensureWritableSysroot(sysroot);
     if (overlayroot.mode === "device") waitForDevice(overlayroot.dev, overlayroot.timeout ?? DEVICE_TIMEOUT_S);
     const newRoot = mountWritable(ws, root, writable);
@@ -60,6 +61,10 @@ function boot(argv: string[], log: Log): void {
     if (dpkg) log.warn(dpkg);
     moveIntoPlace(sysroot, target, newRoot);
     moved = true;
+    if (writable.kind === "persistent" && writable.etc === "transient") {
+      const w = writeEspRuntimeMount(runDir, target);
+      if (w) log.warn(w);
+    }
     writeBootedMarker(runDir, {
       schema: 1,
       id: m.id,
@@ -70,6 +75,7 @@ function boot(argv: string[], log: Log): void {
       imageCheck: v.check.method,
       sealed: v.sealed?.sealed ?? 0,
       overlayroot: overlayroot.mode,
+      ...(args.etc === "transient" ? { etc: "transient" as const } : {}),
       warnings: v.warnings,
     });
     log.info(`deployment ${m.id} (${m.format}, image ${m.imageDigest}, verity ${v.check.verity.mode}, overlayroot ${overlayroot.mode}) mounted on ${target}`);

@@ -23,6 +23,8 @@ export const bootedMarkerSchema = lazySchema(() => z.object({
   /** Objects that got fs-verity enabled during this boot (sealing after an offline install). */
   sealed: z.int().check(z.gte(0)),
   overlayroot: z.enum(["disabled", "tmpfs", "device"]),
+  /** particle.etc=transient: /etc had a tmpfs upper (absent: the deployment's upper on disk). */
+  etc: z.optional(z.literal("transient")),
   warnings: z.array(z.string()),
 }));
 export type BootedMarker = z.infer<ReturnType<typeof bootedMarkerSchema>>;

@@ -161,10 +161,11 @@ export function chooseOverlayroot(args: BootArgs, root: string, sysroot: string,
   return resolveOverlayroot(undefined, value, "/etc/overlayroot.conf");
 }
 
-export function writableFor(o: Overlayroot, sysroot: string, id: string): Writable {
+export function writableFor(o: Overlayroot, sysroot: string, id: string, etc: BootArgs["etc"] = undefined): Writable {
   if (o.mode === "tmpfs") return { kind: "tmpfs" };
   if (o.mode === "device") return { kind: "device", device: o.dev, fsTypes: o.fsTypes };
-  return persistentWritable(sysroot, id);
+  const w = persistentWritable(sysroot, id);
+  return etc === "transient" ? { ...w, etc: "transient" } : w;
 }
 
 /** Ubuntu's default when overlayroot=device gives no timeout=. */

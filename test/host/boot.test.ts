@@ -235,6 +235,34 @@ describe("overlayroot", () => {
     expect(existsSync(join(b.sysroot, "usr/new"))).toBe(false);
   });
 
+  it("particle.etc=transient (sealed strict mode): /etc edits vanish, the disk's /etc upper is not used, /var persists", () => {
+    // What an offline attacker (or an earlier persistent boot) left in the deployment's upper.
+    mkdirSync(join(phys, "particle/deploy/c1/etc/upper"), { recursive: true });
+    writeFileSync(join(phys, "particle/deploy/c1/etc/upper/planted"), "planted\n");
+    try {
+      const a = arena();
+      const r = boot(a, cmd(fx.c1!, "particle.verity=off particle.etc=transient"));
+      expect(r.status, r.stderr).toBe(0);
+      expect(existsSync(join(a.sysroot, "etc/planted"))).toBe(false);
+      expect(readFileSync(join(a.sysroot, "etc/hostname"), "utf8")).toBe("particle-test\n");
+      writeFileSync(join(a.sysroot, "etc/hostname"), "volatile\n");
+      writeFileSync(join(a.sysroot, "var/strict-state"), "kept\n");
+      expect(existsSync(join(phys, "particle/deploy/c1/etc/upper/hostname"))).toBe(false);
+      expect(marker(a)).toMatchObject({ etc: "transient", overlayroot: "disabled" });
+      // No EFI variables on this host: no ESP mount, said as a warning, the boot goes on.
+      expect(r.stderr).toMatch(/particle\.etc=transient: the boot loader reported no ESP/);
+      dropArena(arenas.pop()!);
+
+      const b = arena();
+      expect(boot(b, cmd(fx.c1!, "particle.verity=off particle.etc=transient")).status).toBe(0);
+      expect(readFileSync(join(b.sysroot, "etc/hostname"), "utf8")).toBe("particle-test\n");
+      expect(readFileSync(join(b.sysroot, "var/strict-state"), "utf8")).toBe("kept\n");
+    } finally {
+      rmSync(join(phys, "particle/deploy/c1/etc/upper/planted"), { force: true });
+      rmSync(join(phys, "particle/var/strict-state"), { force: true });
+    }
+  });
+
   it("is read from the deployment's /etc/overlayroot.conf, and the command line wins", () => {
     const a = arena();
     expect(boot(a, cmd(fx.o1!, "particle.verity=off")).status).toBe(0);

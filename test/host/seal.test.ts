@@ -110,10 +110,32 @@ describe("particle keys and particle seal (issue 11)", () => {
       const st = particle(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", ""]);
       expect(st.stdout).toMatch(/^Sealed: yes/m);
       expect(JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"])).status.bootloader.sealed).toBe(true);
-      // The UKI is the deployment's entry (not booted here, so it is listed among the others).
-      const other = JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"])).status.other;
-      expect(other.map((d: any) => d.bootEntry?.file)).toEqual([`particle-1-${sealed.imageDigest.slice(0, 12)}+3.efi`]);
-      expect(other[0].bootEntry.triesLeft).toBe(3);
+      // The UKI is the deployment's entry, and the default (nothing is booted here: it is staged).
+      const h = JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"]));
+      expect(h.spec.defaultDeployment).toBe("1");
+      expect(h.status.staged.bootEntry.file).toBe(`particle-1-${sealed.imageDigest.slice(0, 12)}+3.efi`);
+      expect(h.status.staged.bootEntry.triesLeft).toBe(3);
+    });
+
+    it("a second UKI becomes the default; rollback gives it no tries left, and the first is the default again", () => {
+      const tree2 = join(work, "tree2");
+      execFileSync("cp", ["-a", tree, tree2]);
+      writeFileSync(join(tree2, "v2"), "v2\n");
+      const uki2 = join(work, "v2.efi");
+      const s2 = JSON.parse(particleOk(["seal", `dir:${tree2}`, "--keys", keys, "--initramfs", initrd, "--out", uki2, "--stub", STUB, "--version", "2", "--json"]));
+      const r = JSON.parse(particleOk(["stage", `dir:${tree2}`, "--sysroot", sysroot, "--esp", esp, "--uki", uki2, "--json"]));
+      const v1 = `particle-1-${sealed.imageDigest.slice(0, 12)}+3.efi`;
+      const v2 = `particle-2-${s2.imageDigest.slice(0, 12)}`;
+      expect(r.entry).toBe(`${v2}+3.efi`);
+      const at = (...a: string[]) => JSON.parse(particleOk(["status", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json", ...a]));
+      expect(at().spec.defaultDeployment).toBe(r.id);
+      const rb = JSON.parse(particleOk(["rollback", "--sysroot", sysroot, "--esp", esp, "--cmdline", "", "--json"]));
+      expect(rb).toMatchObject({ target: "1", from: r.id, why: "rollback", entry: v1 });
+      expect(readdirSync(join(esp, "EFI/Linux")).sort()).toEqual([v1, `${v2}+0.efi`]);
+      expect(at().spec.defaultDeployment).toBe("1");
+      // Staging v2's UKI again makes it the default again, in place of the one with no tries left.
+      particleOk(["stage", `dir:${tree2}`, "--sysroot", sysroot, "--esp", esp, "--uki", uki2]);
+      expect(readdirSync(join(esp, "EFI/Linux")).sort()).toEqual([v1, `${v2}+3.efi`]);
     });
   });
 });

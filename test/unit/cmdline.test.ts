@@ -38,6 +38,9 @@ describe("parseCmdline accepts", () => {
     // A sealed UKI names the image only; particle-boot finds the deployment by its digest.
     [`particle.image=${D}`, { image: D }],
     [`particle.deploy="2-ab12" particle.image=${D}`, { deploy: "2-ab12", image: D }],
+    // Strict mode of a sealed UKI: /etc with a tmpfs upper.
+    [`particle.image=${D} particle.etc=transient`, { image: D, etc: "transient" }],
+    [`${ok} particle.etc=persistent`, { deploy: "1", image: D, etc: "persistent" }],
     [`${ok} overlayroot=tmpfs`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: false, recurse: true } }],
     [`${ok} overlayroot=tmpfs:swap=1,recurse=0`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: true, recurse: false } }],
     [`${ok} overlayroot=tmpfs overlayroot=disabled`, { deploy: "1", image: D, overlayroot: { mode: "disabled" } }],
@@ -60,6 +63,8 @@ describe("parseCmdline refuses, naming the argument", () => {
     [`${ok} particle.verity=maybe`, "particle.verity=maybe"],
     [`${ok} particle.verity`, "particle.verity"],
     [`${ok} particle.verty=off`, "particle.verty"],
+    [`${ok} particle.etc=tmpfs`, "particle.etc=tmpfs"],
+    [`${ok} particle.etc=transient particle.etc=persistent`, "particle.etc: given twice"],
     [`${ok} overlayroot`, "overlayroot"],
     [`${ok} overlayroot=tmpfs2`, "overlayroot="],
     [`${ok} overlayroot=crypt:dev=/dev/vdb`, "overlayroot="],

@@ -57,6 +57,20 @@ describe("planWritable", () => {
       { op: "bind", source: "/s/particle/var", target: "/t/var", recursive: false },
     ]);
   });
+  it("persistent with etc transient: /etc's upper on a fresh tmpfs (nothing from the disk's upper), /var still the shared bind", () => {
+    const s = planWritable({ root: "/t", target: "/t", helperDir: "/h", writable: { ...persistent, etc: "transient" } });
+    expect(s).toEqual([
+      { op: "mkdir", path: "/h/etc-rw" },
+      { op: "tmpfs", target: "/h/etc-rw", options: "mode=0755" },
+      { op: "mkdir", path: "/h/etc-rw/upper" },
+      { op: "mkdir", path: "/h/etc-rw/work" },
+      { op: "overlay", target: "/t/etc", readOnly: false, options: ["lowerdir=/t/etc,upperdir=/h/etc-rw/upper,workdir=/h/etc-rw/work"] },
+      { op: "detach", target: "/h/etc-rw" },
+      { op: "rmdir", path: "/h/etc-rw" },
+      { op: "bind", source: "/s/particle/var", target: "/t/var", recursive: false },
+    ]);
+    expect(JSON.stringify(s)).not.toContain("/s/d/etc");
+  });
   it("tmpfs: one upper over the whole root, helpers detached", () => {
     const s = planWritable({ root: "/h/lower", target: "/t", helperDir: "/h", writable: { kind: "tmpfs" } });
     expect(ops(s)).toEqual(["mkdir", "tmpfs", "mkdir", "mkdir", "overlay", "detach", "detach", "rmdir"]);

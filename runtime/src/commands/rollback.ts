@@ -8,6 +8,16 @@ import { planRollback } from "../deployments/rollback.ts";
 import { requireEsp, resolveWhere } from "../deployments/where.ts";
 import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
+import { isSealedEsp } from "../seal/stage-sealed.ts";
+import { promoteUki } from "../bootloader/promote-uki.ts";
+import type { Host } from "../deployments/status.ts";
+
+function sealedPromote(esp: string, host: Host, target: string): { file: string; generation: null } {
+  const s = host.status;
+  const d = [s.booted, s.staged, s.rollback, ...s.other].find((x) => x?.id === target);
+  if (!d) throw new Error(`deployment ${target} not found`);
+  return { file: promoteUki(esp, d.imageDigest).file, generation: null };
+}
 
 export default async function (_args: string[], opts: Record<string, any>): Promise<void> {
   const w = resolveWhere(opts);
@@ -15,7 +25,8 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
   if (opts.once && !usesGrub(esp)) throw new UsageError(`--once: only for a GRUB ESP (next_entry in grub/particle.env); ${esp} has no GRUB menu of ours`);
   const lock = acquireLock(storeLayout(w.sysroot).lock, "rollback", (m) => process.stderr.write(`particle: ${m}\n`));
   try {
-    const plan = planRollback(readStatus(w));
+    const host = readStatus(w);
+    const plan = planRollback(host);
     if (opts.once) {
       // The default (and its boot counting) stays; GRUB boots the target once and clears next_entry.
       const next = menuEntryId(plan.target);
@@ -24,7 +35,8 @@ export default async function (_args: string[], opts: Record<string, any>): Prom
       else process.stderr.write(`particle: deployment ${plan.target} boots next, once (next_entry=${next}); the default stays ${plan.from ?? "-"}\n`);
       return;
     }
-    const r = promoteDeployment(esp, plan.target);
+    // Sealed: the UKIs' order is signed; only their boot counters can move (seal/uki-order.ts).
+    const r = isSealedEsp(esp) ? sealedPromote(esp, host, plan.target) : promoteDeployment(esp, plan.target);
     const what = plan.why === "unstage" ? `staged deployment ${plan.from} called off` : `rolled back from deployment ${plan.from ?? "-"}`;
     if (opts.json) process.stdout.write(JSON.stringify({ ...plan, entry: r.file, generation: r.generation }) + "\n");
     else process.stderr.write(`particle: ${what}; deployment ${plan.target} boots next (${r.file})\n`);

@@ -2,7 +2,7 @@ import { FormatRequest } from "../kernel/format-choice.ts";
 import { stage } from "../store/stage.ts";
 import { UsageError } from "../cli.ts";
 import { stageBootTarget } from "../deployments/where.ts";
-import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
+import { bootStaged, carryEtcForSealed, precheckEsp } from "../deployments/make-bootable.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 import { acquireLock, type StoreLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
@@ -58,6 +58,7 @@ async function stageAndBoot(source: string, opts: Record<string, any>, format: F
   let entry: string | undefined;
   if (boot && sealed) {
     checkPin(sealed, String(opts.sysroot), r.id, r.imageDigest);
+    await carryEtcForSealed({ sysroot: String(opts.sysroot), bootedId: boot.bootedId, id: r.id, log });
     entry = installUki(boot.esp, sealed, r.imageDigest);
   } else if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
   if (opts.json) {

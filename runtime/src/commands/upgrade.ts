@@ -20,6 +20,7 @@ import { acquireLock } from "../store/lock.ts";
 import { storeLayout } from "../store/layout.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { stage } from "../store/stage.ts";
+import { isSealedEsp } from "../seal/stage-sealed.ts";
 
 import { DEFAULT_CONFIG, parseUpgradeConf, UPGRADE_CONF, type UpgradeConfig } from "../auto/config.ts";
 import { autoSteps } from "../auto/steps.ts";
@@ -76,6 +77,12 @@ async function upgradeOnce(w: Where, opts: Record<string, any>, check: boolean, 
   if (!img) throw new Error(`deployment ${tracked.id}: recorded reference ${JSON.stringify(tracked.oci.reference)} is not an image reference`);
   const current = await inspectDigest(img);
   const boot = stageBootTarget(opts);
+  // A sealed machine boots only UKIs sealed where the keys are: without one (--uki) an update can
+  // be found and reported, not staged; the timer's run then records "available" instead of failing.
+  if (boot && isSealedEsp(boot.esp) && !opts.uki && !check) {
+    process.stderr.write("particle: this machine is sealed: an update is only reported; stage it with its UKI (particle stage REF --uki FILE, sealed by particle seal on the build host)\n");
+    check = true;
+  }
   const withEntry = boot ? new Set(particleEntries(readEntries(boot.esp)).flatMap((e) => (e.deployId ? [e.deployId] : []))) : undefined;
   const plan = planUpgrade(manifests, fromId, current, withEntry);
   const say = (m: string) => process.stderr.write(`particle: ${m}\n`);

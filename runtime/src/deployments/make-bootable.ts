@@ -82,6 +82,34 @@ function pickKernelOrNull(tree: string, kver: string): string | null {
   try { return pickKernel(tree, kver).path; } catch { return null; }
 }
 
+/** The booted deployment's local /etc changes onto deployment `o.id` (mounted at `tree`), before its
+ *  entry makes it the default: the ESP mount unit that install wrote is one of them. */
+async function carryEtcAtStage(o: Pick<MakeBootableOptions, "sysroot" | "bootedId" | "id" | "log">, tree: string): Promise<void> {
+  if (!o.bootedId || o.bootedId === o.id) return;
+  const r = await carryOverEtc(o.sysroot, o.bootedId, o.id, join(tree, "etc"), "stage");
+  for (const c of r.conflicts) o.log(`warning: /etc/${c.path}: local ${c.local} where the new image has a ${c.image}; saved as ${c.savedAs}`);
+}
+
+/**
+ * A sealed stage's counterpart of makeBootable: its UKI comes from `particle seal`, but /etc must
+ * carry over all the same (the booted deployment's ESP mount, without which systemd-bless-boot
+ * cannot bless the new entry). Call before the UKI goes onto the ESP.
+ */
+export async function carryEtcForSealed(o: Pick<MakeBootableOptions, "sysroot" | "bootedId" | "id" | "log">): Promise<void> {
+  if (!o.bootedId || o.bootedId === o.id) return;
+  const l = storeLayout(o.sysroot);
+  const lock = acquireLock(l.lock, `carrying /etc to deployment ${o.id}`, o.log);
+  let work: string | undefined;
+  try {
+    cleanTmp(l);
+    const mnt = (work = mkdtempSync(join(l.tmp, "etc-carry-")));
+    await withDeploymentMounted(o.sysroot, o.id, mnt, (tree) => carryEtcAtStage(o, tree), o.log);
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+    lock.release();
+  }
+}
+
 export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: string }> {
   const manifest = readManifests(o.sysroot).find((m) => m.id === o.id);
   if (!manifest) throw new Error(`deployment ${o.id} not found in ${o.sysroot}/particle/deploy`);
@@ -109,10 +137,7 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
       else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
         await buildInitramfs(tree, k.kver, initrd, o.log);
       }
-      if (o.bootedId && o.bootedId !== o.id) {
-        const r = await carryOverEtc(o.sysroot, o.bootedId, o.id, join(tree, "etc"), "stage");
-        for (const c of r.conflicts) o.log(`warning: /etc/${c.path}: local ${c.local} where the new image has a ${c.image}; saved as ${c.savedAs}`);
-      }
+      await carryEtcAtStage(o, tree);
     }, o.log);
     const w = writeDeploymentEntry({ esp: o.esp, manifest, rootUuid, kernel, initrd, extraArgs });
     return { entry: w.file };

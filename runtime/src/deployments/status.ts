@@ -6,6 +6,7 @@ import { predictDefault } from "../bls/loader-conf.ts";
 import type { LoadedEntry } from "../bootloader/entries.ts";
 import { getKey } from "../bls/entry.ts";
 import { LastCheck } from "../auto/last-check.ts";
+import { orderUkis, pinsImage, type UkiName } from "../seal/uki-order.ts";
 
 export const API_VERSION = "particle-os.org/v1";
 
@@ -123,18 +124,15 @@ export interface StatusInput {
   ukis?: readonly string[];
 }
 
-/** A sealed UKI's entry, found by the digest prefix in its name (seal/plan.ts ukiFileName). */
-function ukiStatus(files: readonly string[], imageDigest: string): BootEntryStatus | null {
-  for (const file of files) {
-    const m = /^(particle-.*-([0-9a-f]{12}))(?:\+(\d+)(?:-(\d+))?)?\.efi$/i.exec(file);
-    if (!m || m[2] !== imageDigest.slice(0, 12)) continue;
-    return {
-      file, id: `${m[1]}.efi`.toLowerCase(), title: null, generation: null,
-      triesLeft: m[3] === undefined ? null : Number(m[3]), triesDone: m[3] === undefined ? null : Number(m[4] ?? 0),
-      options: "(sealed in the signed UKI)",
-    };
-  }
-  return null;
+/** A sealed UKI's entry (seal/plan.ts ukiFileName): the first in boot order that pins the image. */
+function ukiStatus(ordered: readonly UkiName[], imageDigest: string): BootEntryStatus | null {
+  const u = ordered.find((x) => pinsImage(x, imageDigest));
+  if (!u) return null;
+  return {
+    file: u.name.file, id: u.name.id, title: null, generation: null,
+    triesLeft: u.name.triesLeft ?? null, triesDone: u.name.triesLeft === undefined ? null : u.name.triesDone ?? 0,
+    options: "(sealed in the signed UKI)",
+  };
 }
 
 function entryStatus(e: LoadedEntry): BootEntryStatus {
@@ -156,8 +154,16 @@ export function buildStatus(input: StatusInput): Host {
   // First entry per deployment in boot order (a deployment can have two during a rename).
   const entryOf = new Map<string, LoadedEntry>();
   for (const e of input.entries) if (e.deployId && byId.has(e.deployId) && !entryOf.has(e.deployId)) entryOf.set(e.deployId, e);
-  const defaultEntryId = predictDefault(input.entries.map((e) => e.name.id), input.loaderDefault);
-  const defaultEntry = input.entries.find((e) => e.name.id === defaultEntryId);
+  // Sealed UKIs name their deployment by image digest; a sealed ESP has no Type #1 entries of ours,
+  // so placing them after the Type #1 entries is their boot order.
+  const ukis = orderUkis(input.ukis ?? []);
+  const ukiDeploy = (u: UkiName) => input.manifests.find((m) => pinsImage(u, m.imageDigest))?.id;
+  const ordered = [
+    ...input.entries.map((e) => ({ id: e.name.id, deployId: e.deployId })),
+    ...ukis.map((u) => ({ id: u.name.id, deployId: ukiDeploy(u) })),
+  ];
+  const defaultEntryId = predictDefault(ordered.map((e) => e.id), input.loaderDefault);
+  const defaultEntry = ordered.find((e) => e.id === defaultEntryId);
   const defaultDeployment = defaultEntry?.deployId && byId.has(defaultEntry.deployId) ? defaultEntry.deployId : null;
 
   const view = (id: string | undefined | null): DeploymentStatus | null => {
@@ -166,7 +172,7 @@ export function buildStatus(input: StatusInput): Host {
     const e = entryOf.get(m.id);
     return {
       id: m.id, imageDigest: m.imageDigest, source: m.source, version: m.version ?? null, created: m.created,
-      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : ukiStatus(input.ukis ?? [], m.imageDigest),
+      format: m.format, kernel: m.kernel ?? null, bootEntry: e ? entryStatus(e) : ukiStatus(ukis, m.imageDigest),
       etcConflicts: input.etc.get(m.id)?.conflicts ?? [],
       ...(m.layered ? { base: m.base, layered: m.layered } : {}),
       // Only on image deployments: the field is an addition to v1, absent rather than null elsewhere.
@@ -177,7 +183,7 @@ export function buildStatus(input: StatusInput): Host {
   const booted = view(input.bootedId);
   const staged = defaultDeployment && defaultDeployment !== booted?.id ? view(defaultDeployment) : null;
   const taken = new Set([booted?.id, staged?.id]);
-  const inOrder = input.entries.flatMap((e) => (e.deployId && byId.has(e.deployId) ? [e.deployId] : []));
+  const inOrder = [...new Set(ordered.flatMap((e) => (e.deployId && byId.has(e.deployId) ? [e.deployId] : [])))];
   const rollbackId = inOrder.find((id) => !taken.has(id));
   const rollback = view(rollbackId);
   taken.add(rollbackId);

@@ -15,17 +15,17 @@ export function espMountPoint(tree: string): string {
 /** systemd's unit name for a mount point: /boot/efi → boot-efi.mount (our paths need no escaping). */
 export const mountUnitName = (where: string): string => `${where.replace(/^\//, "").replaceAll("/", "-")}.mount`;
 
-export function espMountUnit(where: string, espUuid: string): { name: string; text: string } {
+export function espMountUnit(where: string, espUuid: string, what = `/dev/disk/by-uuid/${espUuid}`, by = "particle install"): { name: string; text: string } {
   return {
     name: mountUnitName(where),
     text: [
-      "# Written by particle install: the ESP holds the boot entries that particle and",
+      `# Written by ${by}: the ESP holds the boot entries that particle and`,
       "# systemd-bless-boot update.",
       "[Unit]",
       "Description=EFI System Partition",
       "",
       "[Mount]",
-      `What=/dev/disk/by-uuid/${espUuid}`,
+      `What=${what}`,
       `Where=${where}`,
       "Type=vfat",
       // Not nofail (as Debian's own /boot/efi line): local-fs.target then waits for the ESP, so

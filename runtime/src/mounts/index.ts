@@ -54,7 +54,7 @@ export interface MountDeploymentResult {
 }
 
 /** The writable layout of a booted deployment: its own /etc upper, the shared /var. */
-export function persistentWritable(sysroot: string, id: string): Writable {
+export function persistentWritable(sysroot: string, id: string): Extract<Writable, { kind: "persistent" }> {
   const l = storeLayout(sysroot);
   const d = deployDir(l, id);
   return { kind: "persistent", etcUpper: join(d, "etc", "upper"), etcWork: join(d, "etc", "work"), var: l.var };

@@ -22,8 +22,12 @@ export type OverlayVerity = z.infer<typeof OverlayVerity>;
 export const writableSchema = lazySchema(() => z.discriminatedUnion("kind", [
   /** Read-only root only (`particle mount`). */
   z.object({ kind: z.literal("none") }),
-  /** /etc = overlay with the deployment's persistent upper; /var = bind of the shared var. */
-  z.object({ kind: z.literal("persistent"), etcUpper: z.string(), etcWork: z.string(), var: z.string() }),
+  /**
+   * /etc = overlay with the deployment's persistent upper; /var = bind of the shared var. With
+   * `etc: "transient"` (particle.etc=transient, sealed strict mode) the /etc upper is a fresh tmpfs
+   * instead, so nothing written to the disk's /etc upper reaches the booted system.
+   */
+  z.object({ kind: z.literal("persistent"), etcUpper: z.string(), etcWork: z.string(), var: z.string(), etc: z.optional(z.literal("transient")) }),
   /** overlayroot=tmpfs: one tmpfs upper over the whole root; nothing persists. */
   z.object({ kind: z.literal("tmpfs") }),
   /** overlayroot=device:dev=…: the upper lives on a block device (Ubuntu's overlay/ and overlay-workdir/). */
@@ -110,15 +114,22 @@ export function planWritable(i: WritablePlanInput): Step[] {
     if (i.root !== i.target) throw new Error(`planWritable: ${w.kind} mounts into the root itself (root ${i.root} ≠ target ${i.target})`);
     if (w.kind === "none") return [];
     const etc = join(i.root, "etc");
+    const rw = join(i.helperDir, "etc-rw");
+    const transient = w.etc === "transient";
+    const upper = transient ? join(rw, "upper") : w.etcUpper;
+    const work = transient ? join(rw, "work") : w.etcWork;
     return [
-      { op: "mkdir", path: w.etcUpper },
-      { op: "mkdir", path: w.etcWork },
+      ...(transient ? [{ op: "mkdir", path: rw } as Step, { op: "tmpfs", target: rw, options: "mode=0755" } as Step] : []),
+      { op: "mkdir", path: upper },
+      { op: "mkdir", path: work },
       {
         op: "overlay",
         target: etc,
         readOnly: false,
-        options: [`lowerdir=${overlayPath(etc, "/etc")},upperdir=${overlayPath(w.etcUpper, "/etc upper")},workdir=${overlayPath(w.etcWork, "/etc work")}`],
+        options: [`lowerdir=${overlayPath(etc, "/etc")},upperdir=${overlayPath(upper, "/etc upper")},workdir=${overlayPath(work, "/etc work")}`],
       },
+      // The overlay holds its tmpfs upper; the helper path goes with the workspace.
+      ...(transient ? [{ op: "detach", target: rw } as Step, { op: "rmdir", path: rw } as Step] : []),
       { op: "bind", source: w.var, target: join(i.root, "var"), recursive: false },
     ];
   }

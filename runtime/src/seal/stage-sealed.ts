@@ -3,12 +3,14 @@
 // checked against the digest the stage computed. A UKI that pins another image is refused and the
 // new deployment is taken back out: nothing unbootable is left behind, the default is unchanged.
 // The signature is not checked here (the machine has no keys): the firmware checks it at boot.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readSection } from "../uki/pe.ts";
 import { fsyncDir, writeFileAtomic } from "../system/atomic.ts";
 import { deployDir, storeLayout } from "../store/layout.ts";
 import { pinError, pinnedImage, SEALED_MARKER, UKI_DIR, ukiFileName } from "./plan.ts";
+import { parseUkiName } from "./uki-order.ts";
+import { promoteUki } from "../bootloader/promote-uki.ts";
 
 
 export function isSealedEsp(esp: string): boolean {
@@ -55,10 +57,18 @@ export function checkPin(uki: UkiFile, sysroot: string, id: string, digest: stri
   throw new Error(`${err}; refused, deployment ${id} removed again (this machine is sealed and boots only UKIs that pin their image)`);
 }
 
-/** Installs the UKI as a Type #2 entry with a boot counter; returns its file name. */
+/**
+ * Installs the UKI as a Type #2 entry with a boot counter and makes it the default (uki-order.ts:
+ * UKIs with a higher IMAGE_VERSION get no tries left); returns its file name. An older copy of the
+ * same entry (say, one a rollback gave `+0`) goes once the new one is in place.
+ */
 export function installUki(esp: string, uki: UkiFile, digest: string): string {
   const name = ukiFileName(uki.version ?? digest.slice(0, 12), digest);
-  mkdirSync(join(esp, UKI_DIR), { recursive: true });
-  writeFileAtomic(join(esp, UKI_DIR, name), uki.bytes);
-  return name;
+  const dir = join(esp, UKI_DIR);
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, name), uki.bytes);
+  const id = parseUkiName(name)!.name.id;
+  for (const f of readdirSync(dir)) if (f !== name && parseUkiName(f)?.name.id === id) rmSync(join(dir, f));
+  fsyncDir(dir);
+  return promoteUki(esp, digest).file;
 }

@@ -16,6 +16,21 @@ export const OVMF_SECBOOT_CODE = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 const EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /** Bump when the keys' recipe or the sealed install changes. */
 const SEALED_VERSION = "1";
+
+/** `fn` with the ext4 image `img` mounted read-only (loop) at a temporary directory. */
+export function withTreeImage<T>(img: string, fn: (mnt: string) => T): T {
+  const mnt = mkdtempSync(join(tmpdir(), "particle-sealed-tree-"));
+  try {
+    sh("mount", ["-o", "ro,loop", img, mnt]);
+    try {
+      return fn(mnt);
+    } finally {
+      sh("umount", [mnt]);
+    }
+  } finally {
+    rmdirSync(mnt);
+  }
+}
 const DISK_SIZE = "4G";
 export const V2_MARKER = "usr/share/particle-test/sealed-v2";
 export const V2_TEXT = "Particle-OS sealed update v2\n";
@@ -35,7 +50,7 @@ export interface SealedInputs {
   keys: string;
   /** Pristine sealed install of the guest tree as version 1 (copy before booting). */
   installed: string;
-  /** v2: the tree plus V2_MARKER, as a directory (for the host stage) and its signed UKI. */
+  /** v2: the tree plus V2_MARKER as an ext4 image (the guest stages it from /dev/vdc), and its signed UKI. */
   treeV2: string;
   ukiV2: string;
   sealV2: { imageDigest: string; bytes: number; cmdline: string };
@@ -71,22 +86,27 @@ export async function prepareSealed(log: (m: string) => void = () => {}): Promis
     installSeconds = (Date.now() - t) / 1000;
     log(`sealed install: ${out.trim()} in ${installSeconds.toFixed(0)} s`);
   });
-  // The tree one level down: the cache touches its entry's mtime on every use, and a directory's
-  // mtime is part of the image (and so of the digest sealed into the UKI).
-  const treeV2 = join(await cached(`tree-sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT, "tree/")}`, async (dir) => {
+  // v2 as the guest sees it: an ext4 image of the tree plus V2_MARKER, staged inside the guest
+  // from /dev/vdc. Its UKI is sealed from the same image mounted here, read-only: the digest then
+  // covers exactly the metadata the guest reads (mkfs sets the root directory's times), and the
+  // guest's `particle stage` must compute the digest `particle seal` sealed. One cache entry for
+  // the image and its UKI, so a rebuilt image never meets an old UKI.
+  const v2 = await cached(`sealed-v2-${hashOf(base, V2_MARKER, V2_TEXT, "ext4")}`, async (dir) => {
     mkdirSync(dir);
-    sh("cp", ["-a", "--reflink=auto", g.dir, join(dir, "tree")]);
-    writeFileSync(join(dir, "tree", V2_MARKER), V2_TEXT);
-  }), "tree");
-  const ukiDir = await cached(`uki-sealed-v2-${hashOf(base, treeV2)}`, async (dir) => {
-    mkdirSync(dir);
+    const tree = join(dir, "tree");
+    sh("cp", ["-a", "--reflink=auto", g.dir, tree]);
+    writeFileSync(join(tree, V2_MARKER), V2_TEXT);
+    makeExt4(join(dir, "tree.img"), tree, 64);
+    sh("rm", ["-rf", tree]);
     const t = Date.now();
-    const out = particle(["seal", `dir:${treeV2}`, "--keys", keys, "--initramfs", initrd, "--version", "2", "--out", join(dir, "v2.efi"), "--json", ...kargs()]);
+    const out = withTreeImage(join(dir, "tree.img"), (mnt) =>
+      particle(["seal", `dir:${mnt}`, "--keys", keys, "--initramfs", initrd, "--version", "2", "--out", join(dir, "v2.efi"), "--json", ...kargs()]));
     writeFileSync(join(dir, "seal.json"), out.trim().split("\n").pop()!);
     log(`particle seal v2: ${((Date.now() - t) / 1000).toFixed(0)} s`);
   });
+  const ukiDir = v2;
   const sealV2 = JSON.parse(readFileSync(join(ukiDir, "seal.json"), "utf8"));
-  return { g, initrd, keys, installed, treeV2, ukiV2: join(ukiDir, "v2.efi"), sealV2, installSeconds };
+  return { g, initrd, keys, installed, treeV2: join(v2, "tree.img"), ukiV2: join(ukiDir, "v2.efi"), sealV2, installSeconds };
 }
 
 /**
