@@ -22,6 +22,11 @@ function fromDeployment(opts: Record<string, any>): string {
   return id;
 }
 
+/** The bootStaged option that reuses the lower deployment's initramfs, when the layer allows it. */
+export function lowerInitramfsOf(r: LayerResult): { lowerInitramfsOf?: string } {
+  return r.initramfs.reuseLower ? { lowerInitramfsOf: r.plan.lower } : {};
+}
+
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {
   const [action, ...packages] = args;
   const log = (m: string) => process.stderr.write(`particle: ${m}\n`);
@@ -50,20 +55,21 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   const sysroot = String(opts.sysroot);
   const from = fromDeployment(opts);
   const aptConfig = aptConfigFor(opts);
+  const rebuildInitramfs = opts.rebuildInitramfs === true;
   let r: LayerResult;
   if (action === "reapply") {
     const previous = listDeployments(storeLayout(sysroot)).find((d) => d.id === from);
     if (!previous) throw new Error(`deployment ${from} not found`);
-    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, aptConfig, log });
+    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, aptConfig, rebuildInitramfs, log });
     if (!got) throw new Error(`deployment ${from} has no layered packages to re-apply`);
     r = got;
   } else {
-    r = await layerPackages({ sysroot, from, aptConfig, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
+    r = await layerPackages({ sysroot, from, aptConfig, rebuildInitramfs, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
   }
   let entry: string | undefined;
-  // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has
-  // the same inputs: new modules (DKMS) change usr/lib/modules/<kver>, so they always rebuild it.
-  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
+  // A layer that only added modules (DKMS) boots with the lower deployment's initramfs, as
+  // rpm-ostree's do; otherwise makeBootable compares with the booted one's inputs or runs dracut.
+  if (boot) entry = await bootStaged({ ...boot, id: r.id, log, ...lowerInitramfsOf(r) });
   if (opts.json) {
     const { plan, ...rest } = r;
     process.stdout.write(JSON.stringify({ ...rest, from: plan.from, lower: plan.lower, mode: plan.mode, base: plan.base, layered: plan.packages, added: plan.added, removed: plan.removed, entry }) + "\n");

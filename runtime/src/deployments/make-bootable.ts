@@ -1,7 +1,7 @@
 // After staging on a running system: build the new deployment's initramfs from its own kernel,
 // carry /etc over from the booted deployment (again at shutdown by particle-finalize), then write
 // its entry, which makes it the default. For `particle stage` (and the QEMU cycle).
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { getArg, splitCmdline, argKey } from "../bls/kargs.ts";
 import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
@@ -52,7 +52,31 @@ export interface MakeBootableOptions {
   rootUuid?: string;
   extraArgs?: string[];
   initramfs?: string;
+  /**
+   * A layered deployment whose layer left the initramfs inputs alone (layer/initramfs-plan.ts):
+   * the deployment below it, whose boot entry's initramfs it boots with.
+   */
+  lowerInitramfsOf?: string;
   log: (m: string) => void;
+}
+
+/**
+ * The ESP path of the lower deployment's initramfs, when its entry boots the same kernel (same
+ * bytes) as the new deployment; else undefined, with a log line saying why dracut runs instead.
+ */
+function lowerInitramfs(o: MakeBootableOptions, manifest: { kernel?: string }, kernelPath: string): string | undefined {
+  const id = o.lowerInitramfsOf;
+  if (!id) return undefined;
+  const e = particleEntries(readEntries(o.esp)).find((x) => x.deployId === id);
+  const fallback = (why: string) => { o.log(`building a new initramfs: ${why}`); return undefined; };
+  if (!e?.initrd[0] || !e.linux) return fallback(`the lower deployment ${id} has no boot entry with an initramfs on ${o.esp}`);
+  const path = join(o.esp, e.initrd[0].replace(/^\/+/, ""));
+  if (!existsSync(path)) return fallback(`the lower deployment ${id}'s initramfs ${path} is missing`);
+  const lowerKernel = join(o.esp, e.linux.replace(/^\/+/, ""));
+  if (!existsSync(lowerKernel) || !readFileSync(lowerKernel).equals(readFileSync(kernelPath))) {
+    return fallback(`the lower deployment ${id}'s entry boots another kernel than ${manifest.kernel ?? "the new deployment's"}`);
+  }
+  return path;
 }
 
 /** Copies the booted entry's initramfs to `out` when the new deployment would get the same one from
@@ -105,8 +129,12 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
     await withDeploymentMounted(o.sysroot, o.id, mnt, async (tree) => {
       const k = pickKernel(tree, manifest.kernel);
       copyFileSync(k.path, kernel);
+      const lower = o.initramfs ? undefined : lowerInitramfs(o, manifest, k.path);
       if (o.initramfs) copyFileSync(o.initramfs, initrd);
-      else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
+      else if (lower) {
+        copyFileSync(lower, initrd);
+        o.log(`reusing the lower deployment ${o.lowerInitramfsOf}'s initramfs (the layer added no early-boot input; dracut skipped)`);
+      } else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
         await buildInitramfs(tree, k.kver, initrd, o.log);
       }
       if (o.bootedId && o.bootedId !== o.id) {

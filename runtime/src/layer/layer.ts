@@ -14,6 +14,8 @@ import { acquireLock } from "../store/lock.ts";
 import { initStore, stage, type StageResult } from "../store/stage.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { chrootRun, modulesChanged, withChrootMounts, withLayerRoot } from "./chroot.ts";
+import { planLayeredInitramfs, type LayeredInitramfs } from "./initramfs-plan.ts";
+import { readUpper } from "./upper.ts";
 import { aptCommands, CHROOT_APT_ETC, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
 
 export interface LayerResult extends StageResult {
@@ -24,8 +26,10 @@ export interface LayerResult extends StageResult {
   kernel?: string;
   /** `dkms status -k <kver>` lines after the run. */
   dkms: string[];
-  /** Kernel versions whose /usr/lib/modules the layer changed: their initramfs must be rebuilt. */
+  /** Kernel versions whose /usr/lib/modules the layer changed. */
   modulesChanged: string[];
+  /** Whether the lower deployment's initramfs serves this one (initramfs-plan.ts). */
+  initramfs: LayeredInitramfs;
   seconds: { apt: number; stage: number; total: number };
 }
 
@@ -40,6 +44,8 @@ export interface LayerOptions {
    * /etc/apt is only the default the local /etc overlay starts from).
    */
   aptConfig?: string;
+  /** Build the initramfs with dracut even when the lower deployment's would serve. */
+  rebuildInitramfs?: boolean;
   log?: (m: string) => void;
 }
 
@@ -52,7 +58,7 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
   return withStoreLocked(o.sysroot, `layer ${o.request.install.map((p) => `+${p}`).concat(o.request.remove.map((p) => `-${p}`)).join(" ")}`, o.log, (l, deployments, sysroot) => {
     const from = deployments.find((m) => m.id === o.from);
     if (!from) throw new Error(`deployment ${o.from} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}), o.aptConfig);
+    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}), o.aptConfig, o.rebuildInitramfs);
   });
 }
 
@@ -62,12 +68,12 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
  * deployment (base + the same set). Returns undefined when `previous` has no layered packages: the
  * base itself is then the upgrade. The caller makes the returned deployment bootable.
  */
-export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; aptConfig?: string; log?: (m: string) => void }): Promise<LayerResult | undefined> {
+export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; aptConfig?: string; rebuildInitramfs?: boolean; log?: (m: string) => void }): Promise<LayerResult | undefined> {
   if (!o.previous.layered?.length) return undefined;
   return withStoreLocked(o.sysroot, `layer (re-apply onto ${o.baseId})`, o.log, (l, deployments, sysroot) => {
     const base = deployments.find((m) => m.id === o.baseId);
     if (!base) throw new Error(`deployment ${o.baseId} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}), o.aptConfig);
+    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}), o.aptConfig, o.rebuildInitramfs);
   });
 }
 
@@ -86,7 +92,7 @@ async function withStoreLocked<T>(sysrootArg: string, what: string, log: ((m: st
   }
 }
 
-async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void, aptConfig?: string): Promise<LayerResult> {
+async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void, aptConfig?: string, rebuildInitramfs = false): Promise<LayerResult> {
   const t0 = performance.now();
   const secs = (a: number, b = performance.now()) => Number(((b - a) / 1000).toFixed(3));
   const lower = deployments.find((m) => m.id === plan.lower)!;
@@ -95,7 +101,7 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
   mkdirSync(scratch);
   log(`layering onto deployment ${lower.id} (${plan.mode}): ${plan.packages.length ? plan.packages.join(" ") : "no packages (the base image as it is)"}`);
   try {
-    return await withLayerRoot(sysroot, lower, work, async ({ root, upper }) => {
+    return await withLayerRoot(sysroot, lower, work, async ({ root, upper, lower: lowerDir }) => {
       const kver = lower.kernel ?? kernelVersions(root).at(-1);
       const aptEtc = aptConfig ? CHROOT_APT_ETC : undefined;
       const cmds = aptCommands(plan, [], aptEtc);
@@ -131,7 +137,9 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
         }, log);
       }
       const changed = modulesChanged(upper);
-      if (changed.length) log(`the layer changed kernel modules of ${changed.join(", ")}: the initramfs is rebuilt when the deployment is made bootable`);
+      const entries = readUpper(upper, lowerDir);
+      const initramfs = planLayeredInitramfs({ kver, entries, force: rebuildInitramfs });
+      log(initramfs.reuseLower ? `initramfs: the lower deployment ${lower.id}'s serves (${initramfs.why})` : `initramfs: dracut builds a new one (${initramfs.why})`);
       const tApt = performance.now();
       const r = await stage({
         sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true,
@@ -140,7 +148,7 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
         manifest: { source: `layer:${lower.id}`, base: plan.base, layered: plan.packages, ...imageOf(deployments, plan.base.id, lower) },
       });
       return {
-        ...r, plan, headers, kernel: kver, dkms, modulesChanged: changed,
+        ...r, plan, headers, kernel: kver, dkms, modulesChanged: changed, initramfs,
         seconds: { apt: secs(t0, tApt), stage: secs(tApt), total: secs(t0) },
       };
     }, log);
