@@ -141,8 +141,9 @@ async function upgradeLayeredLocked(tracked: Manifest, reference: string, opts: 
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
   const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, aptConfig: aptConfigFor(opts), log: say });
   // The new base has no entry of its own, so its initramfs is never there to reuse: makeBootable
-  // compares with the booted deployment's inputs, then runs dracut.
-  const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say, ...lowerInitramfsOf(r!) }) : undefined;
+  // compares the inputs with the deployment being upgraded (the same packages on the old image),
+  // then runs dracut.
+  const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say, ...lowerInitramfsOf(r!), compareInitramfsWith: tracked.id }) : undefined;
   if (opts.json) {
     const { plan, ...rest } = r!;
     process.stdout.write(JSON.stringify({ ...rest, base: plan.base, layered: plan.packages, entry }) + "\n");

@@ -57,6 +57,11 @@ export interface MakeBootableOptions {
    * the deployment below it, whose boot entry's initramfs it boots with.
    */
   lowerInitramfsOf?: string;
+  /**
+   * The deployment whose initramfs is reused when the new one's inputs are the same (default: the
+   * booted one). An upgrade compares with the deployment it upgrades.
+   */
+  compareInitramfsWith?: string;
   log: (m: string) => void;
 }
 
@@ -81,13 +86,15 @@ function lowerInitramfs(o: MakeBootableOptions, manifest: { kernel?: string }, k
 
 /** Copies the booted entry's initramfs to `out` when the new deployment would get the same one from
  *  dracut (initramfs-reuse.ts); says which way it went. */
-async function reuseBootedInitramfs(o: MakeBootableOptions, bootedInitrd: string | undefined, tree: string,
+async function reuseBootedInitramfs(o: MakeBootableOptions, tree: string,
   k: { kver: string; path: string }, out: string, mnt: string): Promise<boolean> {
-  if (!o.bootedId || o.bootedId === o.id || !bootedInitrd) return false;
+  const refId = o.compareInitramfsWith ?? o.bootedId;
+  const bootedInitrd = refId ? particleEntries(readEntries(o.esp)).find((e) => e.deployId === refId)?.initrd[0] : undefined;
+  if (!refId || refId === o.id || !bootedInitrd) return false;
   const t = Date.now();
   const newKey = initramfsInputsKey(tree, k.kver, k.path);
   mkdirSync(mnt);
-  const bootedKey = await withDeploymentMounted(o.sysroot, o.bootedId, mnt, async (booted) => {
+  const bootedKey = await withDeploymentMounted(o.sysroot, refId, mnt, async (booted) => {
     const bk = pickKernelOrNull(booted, k.kver);
     return bk ? initramfsInputsKey(booted, k.kver, bk) : "";
   }, o.log);
@@ -98,7 +105,7 @@ async function reuseBootedInitramfs(o: MakeBootableOptions, bootedInitrd: string
     return false;
   }
   copyFileSync(r.path, out);
-  o.log(`reusing the booted deployment's initramfs ${bootedInitrd}: same kernel and initramfs inputs (compared in ${secs} s; dracut skipped)`);
+  o.log(`reusing ${refId === o.bootedId ? "the booted deployment's" : `deployment ${refId}'s`} initramfs ${bootedInitrd}: same kernel and initramfs inputs (compared in ${secs} s; dracut skipped)`);
   return true;
 }
 
@@ -134,7 +141,7 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
       else if (lower) {
         copyFileSync(lower, initrd);
         o.log(`reusing the lower deployment ${o.lowerInitramfsOf}'s initramfs (the layer added no early-boot input; dracut skipped)`);
-      } else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
+      } else if (!(await reuseBootedInitramfs(o, tree, k, initrd, join(dir, "booted")))) {
         await buildInitramfs(tree, k.kver, initrd, o.log);
       }
       if (o.bootedId && o.bootedId !== o.id) {
