@@ -96,6 +96,21 @@ describe("particle layer on a Debian trixie tree", () => {
     expect(st.status.booted).toMatchObject({ id: hello.id, layered: ["hello"], base: { id: base.id } });
   }, 300_000);
 
+  it("staging the layer takes the unchanged files' digests from the lower's image: the same image as a full re-read", () => {
+    // Nearly every file of the overlay comes unchanged from the base (composefs): not read again.
+    expect(base.format).toBe("composefs");
+    expect(hello.filesReused).toBeGreaterThan(hello.files * 0.9);
+    // The same tree, staged from a fresh mount of the layered deployment: every file read (no
+    // devino cache entry for a new mount's device), the same image digest.
+    const t = performance.now();
+    const full = withMounted(hello.id, (root) => stageJson(`dir:${root}`, sysroot));
+    const seconds = ((performance.now() - t) / 1000).toFixed(1);
+    console.log(`layer install hello staged ${hello.files} files, ${hello.filesReused} not read (staging ${hello.seconds.stage} s); a full re-read of the same tree: ${full.files} files, ${full.filesReused} not read, ${seconds} s`);
+    expect(full.files).toBe(hello.files);
+    expect(full.filesReused).toBeLessThan(full.files / 10);
+    expect(full.imageDigest).toBe(hello.imageDigest);
+  }, 300_000);
+
   it("re-applies the layered packages onto a new base (what particle upgrade calls)", () => {
     // The "upgraded" image: the base tree and one more file (an overlay: no 300 MB copy).
     const newTree = join(dir, "new-base");

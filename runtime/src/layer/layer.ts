@@ -3,19 +3,20 @@
 // overlay under tmp/, run apt in a chroot over it, unmount the chroot mounts, stage the overlay
 // (still mounted) as a dir: source, unmount everything. apt fails → nothing was staged, tmp/ is
 // removed, the store is as before.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Manifest } from "../manifest.ts";
 import { unmountTree } from "../mounts/index.ts";
 import { kernelVersions } from "../install/initramfs.ts";
 import { listDeployments } from "../store/deployments.ts";
-import { storeLayout, type StoreLayout } from "../store/layout.ts";
+import { imagePath, storeLayout, type StoreLayout } from "../store/layout.ts";
 import { acquireLock } from "../store/lock.ts";
 import { initStore, stage, type StageResult } from "../store/stage.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { chrootRun, modulesChanged, withChrootMounts, withLayerRoot } from "./chroot.ts";
 import { planLayeredInitramfs, type LayeredInitramfs } from "./initramfs-plan.ts";
-import { readUpper } from "./upper.ts";
+import { composefsDigests, knownDigests } from "./known-digests.ts";
+import { readUpper, type UpperEntry } from "./upper.ts";
 import { aptCommands, CHROOT_APT_ETC, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
 
 export interface LayerResult extends StageResult {
@@ -142,7 +143,7 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
       log(initramfs.reuseLower ? `initramfs: the lower deployment ${lower.id}'s serves (${initramfs.why})` : `initramfs: dracut builds a new one (${initramfs.why})`);
       const tApt = performance.now();
       const r = await stage({
-        sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true,
+        sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true, knownDigest: lowerDigests(l, lower, entries, log),
         // The image the base came from stays tracked: `particle upgrade` of a layered deployment
         // fetches the new image and re-applies the packages onto it.
         manifest: { source: `layer:${lower.id}`, base: plan.base, layered: plan.packages, ...imageOf(deployments, plan.base.id, lower) },
@@ -156,6 +157,21 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
     // Never remove through a mount: if anything is still mounted, this throws and work/ stays.
     unmountTree(work, { lazy: true });
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * For a composefs lower: the digests of the files the layer left alone, from the lower's image,
+ * so staging reads only what apt wrote. Other formats (and an unreadable image) read everything.
+ */
+function lowerDigests(l: StoreLayout, lower: Manifest, entries: readonly UpperEntry[], log: (m: string) => void): ((rel: string) => string | undefined) | undefined {
+  if (lower.format !== "composefs") return undefined;
+  const path = imagePath(l, lower.imageDigest, "composefs");
+  try {
+    return knownDigests(composefsDigests(readFileSync(path), path), entries);
+  } catch (e) {
+    log(`warning: the lower deployment's image ${path} could not be read (${(e as Error).message}); staging reads every file`);
+    return undefined;
   }
 }
 
