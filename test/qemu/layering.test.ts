@@ -37,8 +37,8 @@ kv module-loaded "$(grep -c '^${DKMS_MODULE} ' /proc/modules || true)"
 kv module-file "$(modinfo -n ${DKMS_MODULE} 2>/dev/null || true)"
 `;
 
-/** How the new deployment got its initramfs (make-bootable.ts's log line), from particle's stderr. */
-const INITRAMFS_WAY = (err: string) => `"$(grep -o -m1 -e "reusing [^:(]*initramfs" -e "building a new initramfs: [^(]*" ${err} || echo dracut)"`;
+/** How the new deployment got its initramfs: make-bootable.ts's last word on it, from particle's stderr. */
+const INITRAMFS_WAY = (err: string) => `"$( (grep -o -e "reusing [^:(]*initramfs" -e "building a new initramfs: [^(]*" ${err} || echo dracut) | tail -n 1)"`;
 
 const LAYER_JSON = (what: string, args: string) => `t0=$(now)
 particle layer ${args} --json >/run/layer.json 2>/run/layer.err || { cat /run/layer.err; exit 1; }

@@ -73,7 +73,8 @@ function lowerInitramfs(o: MakeBootableOptions, manifest: { kernel?: string }, k
   const id = o.lowerInitramfsOf;
   if (!id) return undefined;
   const e = particleEntries(readEntries(o.esp)).find((x) => x.deployId === id);
-  const fallback = (why: string) => { o.log(`building a new initramfs: ${why}`); return undefined; };
+  // Not the last word: the inputs comparison with the booted (or upgraded) deployment comes next.
+  const fallback = (why: string) => { o.log(`initramfs: not the lower deployment's: ${why}`); return undefined; };
   if (!e?.initrd[0] || !e.linux) return fallback(`the lower deployment ${id} has no boot entry with an initramfs on ${o.esp}`);
   const path = join(o.esp, e.initrd[0].replace(/^\/+/, ""));
   if (!existsSync(path)) return fallback(`the lower deployment ${id}'s initramfs ${path} is missing`);
