@@ -3,7 +3,7 @@ import { UsageError } from "../cli.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { readStatus } from "../deployments/read.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
-import { layerPackages, reapplyLayers, type LayerResult } from "../layer/layer.ts";
+import { layerPackages, lowerInitramfsOf, reapplyLayers, type LayerResult } from "../layer/layer.ts";
 import { baseOf } from "../layer/plan.ts";
 import { aptConfigFor } from "../layer/apt-config.ts";
 import { listDeployments } from "../store/deployments.ts";
@@ -20,11 +20,6 @@ function fromDeployment(opts: Record<string, any>): string {
   const id = next ?? w.bootedId ?? listDeployments(storeLayout(w.sysroot)).at(-1)?.id;
   if (!id) throw new Error(`no deployment in ${w.sysroot}/particle/deploy to layer onto (stage one first)`);
   return id;
-}
-
-/** The bootStaged option that reuses the lower deployment's initramfs, when the layer allows it. */
-export function lowerInitramfsOf(r: LayerResult): { lowerInitramfsOf?: string } {
-  return r.initramfs.reuseLower ? { lowerInitramfsOf: r.plan.lower } : {};
 }
 
 export default async function (args: string[], opts: Record<string, any>): Promise<void> {

@@ -67,7 +67,7 @@ export interface MakeBootableOptions {
 
 /**
  * The ESP path of the lower deployment's initramfs, when its entry boots the same kernel (same
- * bytes) as the new deployment; else undefined, with a log line saying why dracut runs instead.
+ * bytes) as the new deployment; else undefined, with a log line saying why it does not serve.
  */
 function lowerInitramfs(o: MakeBootableOptions, manifest: { kernel?: string }, kernelPath: string): string | undefined {
   const id = o.lowerInitramfsOf;

@@ -50,6 +50,11 @@ export interface LayerOptions {
   log?: (m: string) => void;
 }
 
+/** The bootStaged option that reuses the lower deployment's initramfs, when the layer allows it. */
+export function lowerInitramfsOf(r: LayerResult): { lowerInitramfsOf?: string } {
+  return r.initramfs.reuseLower ? { lowerInitramfsOf: r.plan.lower } : {};
+}
+
 /** Where apt keeps its package lists between layer runs: the store's cache, never the image. */
 export function aptListsDir(l: StoreLayout): string {
   return join(l.cache, "apt-lists");
