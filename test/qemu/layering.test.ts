@@ -18,8 +18,8 @@ import { sh } from "./lib/guest.ts";
 // Under TCG on a loaded 2-core host. Before (issue 14's first version: dkms, gcc, headers and
 // skopeo installed in the guest, every file re-read when staging, dracut for each layer) one boot
 // outlived 40 minutes; now the guest installs two small packages, staging reads only what apt
-// wrote, and the layered deployments boot with the base's initramfs. Measured at load 7-9: boots
-// of 815, 378 and 334 s; the limit leaves room for a host twice as loaded.
+// wrote, and the layered deployments boot with the base's initramfs. Measured at load 4-9: boots
+// of 601-815, 378-398 and 183-334 s; the limit leaves room for a host twice as loaded.
 const BOOT_TIMEOUT = 1_500_000;
 const TEST_TIMEOUT = 1_600_000;
 const SETUP_TIMEOUT = 1_800_000;
