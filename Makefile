@@ -104,14 +104,12 @@ test-crash: deps build
 test-crash-ci: deps build
 	PARTICLE_CRASH_SEED=$(CRASH_SEED) PARTICLE_CRASH_KILLS=2 PARTICLE_CRASH_CHECKPOINTS=4 $(VITEST) run --dir test/crash --no-file-parallelism
 
-# test/qemu/layering.test.ts (apt + DKMS + dracut inside a TCG guest) has not yet passed and one of
-# its boots takes over 40 minutes here: it runs with `make test-qemu-layering`, not in `make test`,
-# until layering in the guest is made cheaper (issue 14).
 test-qemu: deps build
 	@if [ -d test/qemu ] && ls test/qemu/*.test.ts >/dev/null 2>&1; then \
-	  $(VITEST) run --config test/qemu/vitest.config.ts --dir test/qemu --exclude '**/layering.test.ts'; \
+	  $(VITEST) run --config test/qemu/vitest.config.ts --dir test/qemu; \
 	else echo "test-qemu: no QEMU tests yet"; fi
 
+# The layering scenario alone (it is part of test-qemu).
 test-qemu-layering: deps build
 	$(VITEST) run --config test/qemu/vitest.config.ts test/qemu/layering.test.ts
 

@@ -151,7 +151,8 @@ export const COMMANDS: CommandSpec[] = [
     options: [SYSROOT, ESP, JSON_OPT, CMDLINE,
       ["--from <id>", "Deployment to layer onto (default: the next boot's, else the booted, else the newest)"],
       ["--onto <id>", "reapply: the new base deployment that gets --from's layered packages (what upgrade does)"],
-      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"]],
+      ["--apt-config <dir>", "apt configuration (sources, keys) for the packages, copied into the chroot (default: /etc/apt on a booted system, else the tree's own)"],
+      ["--rebuild-initramfs", "Build the new deployment's initramfs with dracut (for a layered driver needed before the root is mounted); by default a layer that only adds modules boots with the lower deployment's"]],
     load: () => import("./commands/layer.ts"),
   },
   {

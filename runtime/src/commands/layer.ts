@@ -3,7 +3,7 @@ import { UsageError } from "../cli.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { readStatus } from "../deployments/read.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
-import { layerPackages, reapplyLayers, type LayerResult } from "../layer/layer.ts";
+import { layerPackages, lowerInitramfsOf, reapplyLayers, type LayerResult } from "../layer/layer.ts";
 import { baseOf } from "../layer/plan.ts";
 import { aptConfigFor } from "../layer/apt-config.ts";
 import { listDeployments } from "../store/deployments.ts";
@@ -50,20 +50,21 @@ export default async function (args: string[], opts: Record<string, any>): Promi
   const sysroot = String(opts.sysroot);
   const from = fromDeployment(opts);
   const aptConfig = aptConfigFor(opts);
+  const rebuildInitramfs = opts.rebuildInitramfs === true;
   let r: LayerResult;
   if (action === "reapply") {
     const previous = listDeployments(storeLayout(sysroot)).find((d) => d.id === from);
     if (!previous) throw new Error(`deployment ${from} not found`);
-    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, aptConfig, log });
+    const got = await reapplyLayers({ sysroot, baseId: String(opts.onto), previous, aptConfig, rebuildInitramfs, log });
     if (!got) throw new Error(`deployment ${from} has no layered packages to re-apply`);
     r = got;
   } else {
-    r = await layerPackages({ sysroot, from, aptConfig, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
+    r = await layerPackages({ sysroot, from, aptConfig, rebuildInitramfs, request: action === "install" ? { install: packages, remove: [] } : { install: [], remove: packages }, log });
   }
   let entry: string | undefined;
-  // makeBootable builds the initramfs with the deployment's own dracut unless the booted one has
-  // the same inputs: new modules (DKMS) change usr/lib/modules/<kver>, so they always rebuild it.
-  if (boot) entry = await bootStaged({ ...boot, id: r.id, log });
+  // A layer that only added modules (DKMS) boots with the lower deployment's initramfs, as
+  // rpm-ostree's do; otherwise makeBootable compares with the booted one's inputs or runs dracut.
+  if (boot) entry = await bootStaged({ ...boot, id: r.id, log, ...lowerInitramfsOf(r) });
   if (opts.json) {
     const { plan, ...rest } = r;
     process.stdout.write(JSON.stringify({ ...rest, from: plan.from, lower: plan.lower, mode: plan.mode, base: plan.base, layered: plan.packages, added: plan.added, removed: plan.removed, entry }) + "\n");

@@ -11,7 +11,7 @@ import stageCommand from "./stage.ts";
 import type { Manifest } from "../manifest.ts";
 import { bootStaged, precheckEsp } from "../deployments/make-bootable.ts";
 import { resolveWhere, stageBootTarget } from "../deployments/where.ts";
-import { reapplyLayers } from "../layer/layer.ts";
+import { lowerInitramfsOf, reapplyLayers } from "../layer/layer.ts";
 import { aptConfigFor } from "../layer/apt-config.ts";
 import { policyFromOptions } from "../oci/policy.ts";
 import { particleEntries, readEntries } from "../bootloader/entries.ts";
@@ -146,7 +146,10 @@ async function upgradeLayeredLocked(tracked: Manifest, reference: string, opts: 
   const base = await stage({ sysroot, source: reference, format: tracked.format, log: say, policy: policyFromOptions(opts), progressOut: process.stderr, requireKernel: boot !== undefined });
   say(`re-applying the layered packages of deployment ${tracked.id} (${tracked.layered!.join(" ")}) onto the new image, deployment ${base.id}`);
   const r = await reapplyLayers({ sysroot, baseId: base.id, previous: tracked, aptConfig: aptConfigFor(opts), log: say });
-  const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say }) : undefined;
+  // The new base has no entry of its own, so its initramfs is never there to reuse: makeBootable
+  // compares the inputs with the deployment being upgraded (the same packages on the old image),
+  // then runs dracut.
+  const entry = boot ? await bootStaged({ ...boot, id: r!.id, log: say, ...lowerInitramfsOf(r!), compareInitramfsWith: tracked.id }) : undefined;
   if (opts.json) {
     const { plan, ...rest } = r!;
     process.stdout.write(JSON.stringify({ ...rest, base: plan.base, layered: plan.packages, entry }) + "\n");

@@ -1,7 +1,7 @@
 // After staging on a running system: build the new deployment's initramfs from its own kernel,
 // carry /etc over from the booted deployment (again at shutdown by particle-finalize), then write
 // its entry, which makes it the default. For `particle stage` (and the QEMU cycle).
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { getArg, splitCmdline, argKey } from "../bls/kargs.ts";
 import { writeDeploymentEntry } from "../bootloader/deploy-entry.ts";
@@ -52,18 +52,50 @@ export interface MakeBootableOptions {
   rootUuid?: string;
   extraArgs?: string[];
   initramfs?: string;
+  /**
+   * A layered deployment whose layer left the initramfs inputs alone (layer/initramfs-plan.ts):
+   * the deployment below it, whose boot entry's initramfs it boots with.
+   */
+  lowerInitramfsOf?: string;
+  /**
+   * The deployment whose initramfs is reused when the new one's inputs are the same (default: the
+   * booted one). An upgrade compares with the deployment it upgrades.
+   */
+  compareInitramfsWith?: string;
   log: (m: string) => void;
+}
+
+/**
+ * The ESP path of the lower deployment's initramfs, when its entry boots the same kernel (same
+ * bytes) as the new deployment; else undefined, with a log line saying why it does not serve.
+ */
+function lowerInitramfs(o: MakeBootableOptions, manifest: { kernel?: string }, kernelPath: string): string | undefined {
+  const id = o.lowerInitramfsOf;
+  if (!id) return undefined;
+  const e = particleEntries(readEntries(o.esp)).find((x) => x.deployId === id);
+  // Not the last word: the inputs comparison with the booted (or upgraded) deployment comes next.
+  const fallback = (why: string) => { o.log(`initramfs: not the lower deployment's: ${why}`); return undefined; };
+  if (!e?.initrd[0] || !e.linux) return fallback(`the lower deployment ${id} has no boot entry with an initramfs on ${o.esp}`);
+  const path = join(o.esp, e.initrd[0].replace(/^\/+/, ""));
+  if (!existsSync(path)) return fallback(`the lower deployment ${id}'s initramfs ${path} is missing`);
+  const lowerKernel = join(o.esp, e.linux.replace(/^\/+/, ""));
+  if (!existsSync(lowerKernel) || !readFileSync(lowerKernel).equals(readFileSync(kernelPath))) {
+    return fallback(`the lower deployment ${id}'s entry boots another kernel than ${manifest.kernel ?? "the new deployment's"}`);
+  }
+  return path;
 }
 
 /** Copies the booted entry's initramfs to `out` when the new deployment would get the same one from
  *  dracut (initramfs-reuse.ts); says which way it went. */
-async function reuseBootedInitramfs(o: MakeBootableOptions, bootedInitrd: string | undefined, tree: string,
+async function reuseBootedInitramfs(o: MakeBootableOptions, tree: string,
   k: { kver: string; path: string }, out: string, mnt: string): Promise<boolean> {
-  if (!o.bootedId || o.bootedId === o.id || !bootedInitrd) return false;
+  const refId = o.compareInitramfsWith ?? o.bootedId;
+  const bootedInitrd = refId ? particleEntries(readEntries(o.esp)).find((e) => e.deployId === refId)?.initrd[0] : undefined;
+  if (!refId || refId === o.id || !bootedInitrd) return false;
   const t = Date.now();
   const newKey = initramfsInputsKey(tree, k.kver, k.path);
   mkdirSync(mnt);
-  const bootedKey = await withDeploymentMounted(o.sysroot, o.bootedId, mnt, async (booted) => {
+  const bootedKey = await withDeploymentMounted(o.sysroot, refId, mnt, async (booted) => {
     const bk = pickKernelOrNull(booted, k.kver);
     return bk ? initramfsInputsKey(booted, k.kver, bk) : "";
   }, o.log);
@@ -74,7 +106,7 @@ async function reuseBootedInitramfs(o: MakeBootableOptions, bootedInitrd: string
     return false;
   }
   copyFileSync(r.path, out);
-  o.log(`reusing the booted deployment's initramfs ${bootedInitrd}: same kernel and initramfs inputs (compared in ${secs} s; dracut skipped)`);
+  o.log(`reusing ${refId === o.bootedId ? "the booted deployment's" : `deployment ${refId}'s`} initramfs ${bootedInitrd}: same kernel and initramfs inputs (compared in ${secs} s; dracut skipped)`);
   return true;
 }
 
@@ -133,8 +165,12 @@ export async function makeBootable(o: MakeBootableOptions): Promise<{ entry: str
     await withDeploymentMounted(o.sysroot, o.id, mnt, async (tree) => {
       const k = pickKernel(tree, manifest.kernel);
       copyFileSync(k.path, kernel);
+      const lower = o.initramfs ? undefined : lowerInitramfs(o, manifest, k.path);
       if (o.initramfs) copyFileSync(o.initramfs, initrd);
-      else if (!(await reuseBootedInitramfs(o, bootedEntry?.initrd[0], tree, k, initrd, join(dir, "booted")))) {
+      else if (lower) {
+        copyFileSync(lower, initrd);
+        o.log(`reusing the lower deployment ${o.lowerInitramfsOf}'s initramfs (the layer added no early-boot input; dracut skipped)`);
+      } else if (!(await reuseBootedInitramfs(o, tree, k, initrd, join(dir, "booted")))) {
         await buildInitramfs(tree, k.kver, initrd, o.log);
       }
       await carryEtcAtStage(o, tree);

@@ -18,6 +18,8 @@ import { aptErrors, CHROOT_ENV } from "./plan.ts";
 export interface LayerRoot {
   root: string;
   upper: string;
+  /** The lower deployment, mounted read-only. */
+  lower: string;
 }
 
 /** Mounts `manifest`'s deployment with a writable overlay at <work>/root for the duration of `fn`. */
@@ -34,7 +36,7 @@ export async function withLayerRoot<T>(sysroot: string, manifest: Manifest, work
     chmodSync(d("upper"), st.mode & 0o7777);
     await run("touch", ["--no-dereference", "--reference", d("lower"), d("upper")]);
     mount("overlay", d("root"), "overlay", 0, `lowerdir=${d("lower")},upperdir=${d("upper")},workdir=${d("ovl-work")}`);
-    return await fn({ root: d("root"), upper: d("upper") });
+    return await fn({ root: d("root"), upper: d("upper"), lower: d("lower") });
   } finally {
     unmountTree(work, { lazy: true });
   }

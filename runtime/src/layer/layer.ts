@@ -3,17 +3,20 @@
 // overlay under tmp/, run apt in a chroot over it, unmount the chroot mounts, stage the overlay
 // (still mounted) as a dir: source, unmount everything. apt fails → nothing was staged, tmp/ is
 // removed, the store is as before.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Manifest } from "../manifest.ts";
 import { unmountTree } from "../mounts/index.ts";
 import { kernelVersions } from "../install/initramfs.ts";
 import { listDeployments } from "../store/deployments.ts";
-import { storeLayout, type StoreLayout } from "../store/layout.ts";
+import { imagePath, storeLayout, type StoreLayout } from "../store/layout.ts";
 import { acquireLock } from "../store/lock.ts";
 import { initStore, stage, type StageResult } from "../store/stage.ts";
 import { cleanTmp } from "../store/tmp.ts";
 import { chrootRun, modulesChanged, withChrootMounts, withLayerRoot } from "./chroot.ts";
+import { planLayeredInitramfs, type LayeredInitramfs } from "./initramfs-plan.ts";
+import { composefsDigests, knownDigests } from "./known-digests.ts";
+import { readUpper, type UpperEntry } from "./upper.ts";
 import { aptCommands, CHROOT_APT_ETC, headersPackage, needsHeaders, planLayer, planReapply, simulatedInstalls, type LayerPlan, type LayerRequest } from "./plan.ts";
 
 export interface LayerResult extends StageResult {
@@ -24,8 +27,10 @@ export interface LayerResult extends StageResult {
   kernel?: string;
   /** `dkms status -k <kver>` lines after the run. */
   dkms: string[];
-  /** Kernel versions whose /usr/lib/modules the layer changed: their initramfs must be rebuilt. */
+  /** Kernel versions whose /usr/lib/modules the layer changed. */
   modulesChanged: string[];
+  /** Whether the lower deployment's initramfs serves this one (initramfs-plan.ts). */
+  initramfs: LayeredInitramfs;
   seconds: { apt: number; stage: number; total: number };
 }
 
@@ -40,7 +45,14 @@ export interface LayerOptions {
    * /etc/apt is only the default the local /etc overlay starts from).
    */
   aptConfig?: string;
+  /** Build the initramfs with dracut even when the lower deployment's would serve. */
+  rebuildInitramfs?: boolean;
   log?: (m: string) => void;
+}
+
+/** The bootStaged option that reuses the lower deployment's initramfs, when the layer allows it. */
+export function lowerInitramfsOf(r: LayerResult): { lowerInitramfsOf?: string } {
+  return r.initramfs.reuseLower ? { lowerInitramfsOf: r.plan.lower } : {};
 }
 
 /** Where apt keeps its package lists between layer runs: the store's cache, never the image. */
@@ -52,7 +64,7 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
   return withStoreLocked(o.sysroot, `layer ${o.request.install.map((p) => `+${p}`).concat(o.request.remove.map((p) => `-${p}`)).join(" ")}`, o.log, (l, deployments, sysroot) => {
     const from = deployments.find((m) => m.id === o.from);
     if (!from) throw new Error(`deployment ${o.from} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}), o.aptConfig);
+    return applyPlan(l, sysroot, planLayer({ from, deployments, request: o.request }), deployments, o.log ?? (() => {}), o.aptConfig, o.rebuildInitramfs);
   });
 }
 
@@ -62,12 +74,12 @@ export async function layerPackages(o: LayerOptions): Promise<LayerResult> {
  * deployment (base + the same set). Returns undefined when `previous` has no layered packages: the
  * base itself is then the upgrade. The caller makes the returned deployment bootable.
  */
-export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; aptConfig?: string; log?: (m: string) => void }): Promise<LayerResult | undefined> {
+export async function reapplyLayers(o: { sysroot: string; baseId: string; previous: Manifest; aptConfig?: string; rebuildInitramfs?: boolean; log?: (m: string) => void }): Promise<LayerResult | undefined> {
   if (!o.previous.layered?.length) return undefined;
   return withStoreLocked(o.sysroot, `layer (re-apply onto ${o.baseId})`, o.log, (l, deployments, sysroot) => {
     const base = deployments.find((m) => m.id === o.baseId);
     if (!base) throw new Error(`deployment ${o.baseId} not found in ${l.deploy}`);
-    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}), o.aptConfig);
+    return applyPlan(l, sysroot, planReapply({ base, previous: o.previous })!, deployments, o.log ?? (() => {}), o.aptConfig, o.rebuildInitramfs);
   });
 }
 
@@ -86,7 +98,7 @@ async function withStoreLocked<T>(sysrootArg: string, what: string, log: ((m: st
   }
 }
 
-async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void, aptConfig?: string): Promise<LayerResult> {
+async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deployments: Manifest[], log: (m: string) => void, aptConfig?: string, rebuildInitramfs = false): Promise<LayerResult> {
   const t0 = performance.now();
   const secs = (a: number, b = performance.now()) => Number(((b - a) / 1000).toFixed(3));
   const lower = deployments.find((m) => m.id === plan.lower)!;
@@ -95,7 +107,7 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
   mkdirSync(scratch);
   log(`layering onto deployment ${lower.id} (${plan.mode}): ${plan.packages.length ? plan.packages.join(" ") : "no packages (the base image as it is)"}`);
   try {
-    return await withLayerRoot(sysroot, lower, work, async ({ root, upper }) => {
+    return await withLayerRoot(sysroot, lower, work, async ({ root, upper, lower: lowerDir }) => {
       const kver = lower.kernel ?? kernelVersions(root).at(-1);
       const aptEtc = aptConfig ? CHROOT_APT_ETC : undefined;
       const cmds = aptCommands(plan, [], aptEtc);
@@ -131,16 +143,18 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
         }, log);
       }
       const changed = modulesChanged(upper);
-      if (changed.length) log(`the layer changed kernel modules of ${changed.join(", ")}: the initramfs is rebuilt when the deployment is made bootable`);
+      const entries = readUpper(upper, lowerDir);
+      const initramfs = planLayeredInitramfs({ kver, entries, force: rebuildInitramfs });
+      log(initramfs.reuseLower ? `initramfs: the lower deployment ${lower.id}'s serves (${initramfs.why})` : `initramfs: dracut builds a new one (${initramfs.why})`);
       const tApt = performance.now();
       const r = await stage({
-        sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true,
+        sysroot, source: `dir:${root}`, format: lower.format, log, lockHeld: true, knownDigest: lowerDigests(l, lower, entries, log),
         // The image the base came from stays tracked: `particle upgrade` of a layered deployment
         // fetches the new image and re-applies the packages onto it.
         manifest: { source: `layer:${lower.id}`, base: plan.base, layered: plan.packages, ...imageOf(deployments, plan.base.id, lower) },
       });
       return {
-        ...r, plan, headers, kernel: kver, dkms, modulesChanged: changed,
+        ...r, plan, headers, kernel: kver, dkms, modulesChanged: changed, initramfs,
         seconds: { apt: secs(t0, tApt), stage: secs(tApt), total: secs(t0) },
       };
     }, log);
@@ -148,6 +162,21 @@ async function applyPlan(l: StoreLayout, sysroot: string, plan: LayerPlan, deplo
     // Never remove through a mount: if anything is still mounted, this throws and work/ stays.
     unmountTree(work, { lazy: true });
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * For a composefs lower: the digests of the files the layer left alone, from the lower's image,
+ * so staging reads only what apt wrote. Other formats (and an unreadable image) read everything.
+ */
+function lowerDigests(l: StoreLayout, lower: Manifest, entries: readonly UpperEntry[], log: (m: string) => void): ((rel: string) => string | undefined) | undefined {
+  if (lower.format !== "composefs") return undefined;
+  const path = imagePath(l, lower.imageDigest, "composefs");
+  try {
+    return knownDigests(composefsDigests(readFileSync(path), path), entries);
+  } catch (e) {
+    log(`warning: the lower deployment's image ${path} could not be read (${(e as Error).message}); staging reads every file`);
+    return undefined;
   }
 }
 

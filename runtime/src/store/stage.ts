@@ -70,6 +70,12 @@ export interface StageOptions {
    * objects by hardlink instead of being copied, and the tree is removed once the deployment exists.
    */
   consume?: boolean;
+  /**
+   * Directory sources, composefs: the object digest of a file known without reading it (path
+   * relative to the tree, its bytes as latin1), as `particle layer` knows for every file of its
+   * overlay that comes unchanged from the lower deployment (layer/known-digests.ts).
+   */
+  knownDigest?: (rel: string) => string | undefined;
 }
 
 export interface StageResult {
@@ -241,12 +247,21 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   if (format === "composefs") {
     mkdirSync(join(work, "objects"));
     const todo: ScannedFile[] = [];
+    const prefix = Buffer.byteLength(treeDir) + 1;
+    let known = 0;
     for (const file of scan.files) {
       const inode = file.inode;
       // An empty file needs no object: the metadata image alone describes it.
       if (inode.size === 0) {
         inode.data = { kind: "object", digest: EMPTY_DIGEST };
         filesReused++;
+        continue;
+      }
+      const digest = opts.knownDigest?.(file.path.subarray(prefix).toString("latin1"));
+      if (digest && hasObject(l, digest)) {
+        inode.data = { kind: "object", digest };
+        filesReused++;
+        known++;
         continue;
       }
       const cached = cache?.lookup(file);
@@ -271,7 +286,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
         bytesAdded += got.bytes;
       }
     });
-    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
+    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
   releaseMemory();
   return {
