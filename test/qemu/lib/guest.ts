@@ -30,7 +30,7 @@ export const PACKAGES = [
 /** Bump when the base tree's build steps change. */
 const BASE_VERSION = "2";
 /** Bump when the test additions change. */
-const TREE_VERSION = "5";
+const TREE_VERSION = "6";
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
   const env = opts.env ? { ...process.env, ...opts.env } : process.env;
@@ -94,8 +94,23 @@ function addTestFiles(dir: string): void {
   sh("ln", ["-sf", "/dev/null", join(dir, "etc/systemd/system/dracut-shutdown.service")]);
   // ConditionNeedsUpdate units (ldconfig, journal catalog, …) on every first boot of a fresh image.
   for (const f of ["etc/.updated", "var/.updated"]) writeFileSync(join(dir, f), "");
+  for (const unit of TEST_MASKED_UNITS) sh("ln", ["-sf", "/dev/null", join(dir, "etc/systemd/system", unit)]);
   slim(dir);
 }
+
+/**
+ * Units of the Debian tree that only cost a test guest time: the guest has one vCPU, so every unit
+ * started at boot delays the agent, not just those on the critical chain. Masked in the test tree
+ * only (the product's images keep them). getty-static was on the critical chain to multi-user.target
+ * (6.6 s under TCG): it and getty@ start gettys on VTs nobody sees (-display none); the serial getty
+ * on ttyS0 stays for logging in when debugging. e2scrub_reap scans for LVM snapshots (there are
+ * none); modprobe@drm loads the DRM core for a guest with no GPU (wanted by logind, which does not
+ * run without dbus). The timers would never fire within a test boot but are started on every boot.
+ */
+const TEST_MASKED_UNITS = [
+  "getty-static.service", "getty@.service", "e2scrub_reap.service", "modprobe@drm.service",
+  "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "fstrim.timer",
+];
 
 /**
  * Every byte of the guest tree is staged, sealed (fs-verity, ~10 MB/s under TCG) and imaged several
