@@ -55,6 +55,8 @@ describe("guest, initramfs and harness (plain ext4 root)", () => {
         "exit 7",
       ].join("\n"),
       timeoutMs: 600_000,
+      // Nothing here happens at shutdown.
+      poweroff: "forced",
     });
     // Reaching the agent at all means particle-root.service, present in this initramfs, stood aside
     // without particle.image (had it run, particle-boot would have refused and stopped the boot).

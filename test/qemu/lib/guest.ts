@@ -30,7 +30,7 @@ export const PACKAGES = [
 /** Bump when the base tree's build steps change. */
 const BASE_VERSION = "2";
 /** Bump when the test additions change. */
-const TREE_VERSION = "5";
+const TREE_VERSION = "7";
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): string {
   const env = opts.env ? { ...process.env, ...opts.env } : process.env;
@@ -94,8 +94,34 @@ function addTestFiles(dir: string): void {
   sh("ln", ["-sf", "/dev/null", join(dir, "etc/systemd/system/dracut-shutdown.service")]);
   // ConditionNeedsUpdate units (ldconfig, journal catalog, …) on every first boot of a fresh image.
   for (const f of ["etc/.updated", "var/.updated"]) writeFileSync(join(dir, f), "");
+  for (const unit of TEST_MASKED_UNITS) sh("ln", ["-sf", "/dev/null", join(dir, "etc/systemd/system", unit)]);
+  mkdirSync(join(dir, "etc/modprobe.d"), { recursive: true });
+  writeFileSync(join(dir, "etc/modprobe.d/particle-test.conf"), TEST_UNLOADED_MODULES.map((m) => `blacklist ${m}\n`).join(""));
   slim(dir);
 }
+
+/**
+ * Units of the Debian tree that only cost a test guest time: the guest has one vCPU, so every unit
+ * started at boot delays the agent, not just those on the critical chain. Masked in the test tree
+ * only (the product's images keep them). getty-static was on the critical chain to multi-user.target
+ * (6.6 s under TCG): it and getty@ start gettys on VTs nobody sees (-display none); the serial getty
+ * on ttyS0 stays for logging in when debugging. e2scrub_reap scans for LVM snapshots (there are
+ * none); modprobe@drm loads the DRM core for a guest with no GPU (wanted by logind, which does not
+ * run without dbus). The timers would never fire within a test boot but are started on every boot.
+ */
+const TEST_MASKED_UNITS = [
+  "getty-static.service", "getty@.service", "e2scrub_reap.service", "modprobe@drm.service",
+  "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer", "fstrim.timer",
+];
+
+/**
+ * Modules udev loads for the emulated i440fx board that no test uses (every disk is virtio; the
+ * harness reads the serial ports only): the IDE controller's ATA drivers (with libata and scsi_mod,
+ * then an empty-channel probe), the SMBus, the PC speaker, the PS/2 mouse. Each costs a load and
+ * an init under TCG on the guest's one vCPU, twice per boot (initramfs, then the real root). Left out
+ * of the test initramfs and blacklisted (alias loading only) in the test tree; the product loads them.
+ */
+const TEST_UNLOADED_MODULES = ["ata_piix", "ata_generic", "pata_acpi", "i2c_piix4", "pcspkr", "psmouse", "serio_raw"];
 
 /**
  * Every byte of the guest tree is staged, sealed (fs-verity, ~10 MB/s under TCG) and imaged several
@@ -190,11 +216,11 @@ export interface InitramfsOptions {
 /** Builds (or reuses) the tree's initramfs with dracut inside a chroot of the tree. */
 export async function initramfs(g: GuestTree, opts: InitramfsOptions = {}): Promise<string> {
   const particle = opts.particle ?? true;
-  const key = hashOf(g.key, String(particle), opts.includeKey ?? "");
+  const key = hashOf(g.key, String(particle), opts.includeKey ?? "", TEST_UNLOADED_MODULES.join(","));
   return cached(`initrd-${key}.img`, async (out) => {
     const inTree = `/tmp/initrd-${process.pid}.img`;
     // No --nostrip: strip is in the tree (as on Ubuntu) and the module itself must keep particle-boot whole.
-    const args = ["dracut", "--force", "--quiet", "--no-hostonly", "--zstd", "--kver", g.kver];
+    const args = ["dracut", "--force", "--quiet", "--no-hostonly", "--zstd", "--kver", g.kver, "--omit-drivers", TEST_UNLOADED_MODULES.join(" ")];
     if (particle) args.push("--add", "particle");
     const staged: string[] = [];
     for (const [i, [src]] of (opts.include ?? []).entries()) {

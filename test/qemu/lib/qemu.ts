@@ -48,6 +48,14 @@ export interface BootOptions {
    * that are meant to fail (a failing health check, emergency mode); their tests check the state.
    */
   health?: "required" | "exempt";
+  /**
+   * How the agent powers off once it has reported: "orderly" (the default) stops every unit, as a
+   * real shutdown does; "forced" skips that (on a deployment's boot, particle-finalize's ExecStop
+   * starts the Bun binary under TCG) and is only for boots whose test checks nothing done at
+   * shutdown: never with a staged deployment, whose /etc particle-finalize.service carries over
+   * while stopping.
+   */
+  poweroff?: "orderly" | "forced";
 }
 
 export interface BootResult {
@@ -99,10 +107,15 @@ export function unhealthy(r: Pick<BootResult, "systemState" | "failedUnits" | "r
   return `${name}: the boot is not healthy: systemctl is-system-running says ${JSON.stringify(r.systemState ?? "(no report)")}, failed units: ${failed} (console log: ${r.logFile})`;
 }
 
-function agentDisk(dir: string, script: string, files: Record<string, string> = {}): string {
+/** The agent's flag file for BootOptions.poweroff "forced" (test/guest/agent/particle-test-agent). */
+const POWEROFF_FORCE = "poweroff-force";
+
+function agentDisk(dir: string, script: string, files: Record<string, string> = {}, poweroff: BootOptions["poweroff"] = "orderly"): string {
   const src = join(dir, "agent");
   mkdirSync(src);
+  if (POWEROFF_FORCE in files) throw new Error(`agent file name ${POWEROFF_FORCE} is the agent's own flag`);
   writeFileSync(join(src, "script.sh"), script);
+  if (poweroff === "forced") writeFileSync(join(src, POWEROFF_FORCE), "");
   for (const [name, path] of Object.entries(files)) sh("cp", ["-a", path, join(src, name)]);
   const tar = join(dir, "agent.tar");
   sh("tar", ["-cf", tar, "-C", src, "."]);
@@ -141,7 +154,7 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
   const logFile = join(LOG_DIR, `${o.name}.log`);
   const work = mkdtempSync(join(tmpdir(), "particle-qemu-"));
   const disks = [...o.disks];
-  if (o.script !== undefined) disks.push(agentDisk(work, o.script, o.files));
+  if (o.script !== undefined) disks.push(agentDisk(work, o.script, o.files, o.poweroff));
   const args = [
     // -nodefaults: no floppy, CD-ROM or VGA to probe (seconds each under TCG); the serial console
     // on stdio is all the harness reads (-nographic, minus the muxed monitor).
