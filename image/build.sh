@@ -18,7 +18,9 @@ trap 'rm -rf "$tree"' EXIT
 tar --xattrs --xattrs-include='*' --numeric-owner -xpf "$rootfs" -C "$tree"
 # An image's /dev is empty: the runtime (or the booted kernel) provides the nodes.
 find "$tree/dev" -mindepth 1 -delete
-make -C "$repo" --no-print-directory -s install DESTDIR="$tree"
+# Not with this script's SOURCE_DATE_EPOCH (the rootfs time): the binaries' build time would change, so
+# make would rebuild dist/ under the caller, and bun's progress would land on stdout, where the digest goes.
+env -u SOURCE_DATE_EPOCH make -C "$repo" --no-print-directory -s install DESTDIR="$tree" >&2
 # bootc's place for the kernel, beside its modules (a hardlink: the same file, not a second copy).
 for k in "$tree"/boot/vmlinuz-*; do
   kver=${k##*/vmlinuz-}

@@ -27,6 +27,7 @@ export function splitArg(arg: string): { key: string; value: string | undefined 
 }
 
 const EtcMode = z.enum(["persistent", "transient"]);
+const VarMode = z.enum(["persistent", "luks"]);
 
 // The type of the plan. parseCmdline validates each field with its own schema, to name the
 // argument in the error, so particle-boot never builds this one (see lazy-schema.ts).
@@ -41,12 +42,16 @@ export const bootArgsSchema = lazySchema(() => z.object({
   /** particle.etc=transient: /etc gets a tmpfs upper (strict mode of a sealed UKI); absent or
    *  `persistent`: the deployment's own upper on disk. */
   etc: z.optional(EtcMode),
+  /** particle.var=luks: /var is the LUKS2 partition labelled particle-var, unlocked by the TPM2
+   *  policy the owner signed for this UKI (formatted and enrolled on its first boot); a plaintext
+   *  one is refused. Absent or `persistent`: the shared /var directory on the physical root. */
+  var: z.optional(VarMode),
   /** overlayroot= on the command line (it wins over /etc/overlayroot.conf). */
   overlayroot: z.optional(overlayrootSchema()),
 }));
 export type BootArgs = z.infer<ReturnType<typeof bootArgsSchema>>;
 
-const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity", "particle.etc"] as const;
+const PARTICLE_KEYS = ["particle.deploy", "particle.image", "particle.verity", "particle.etc", "particle.var"] as const;
 
 /** Parses the command line. Throws an Error whose message starts with the offending argument. */
 export function parseCmdline(text: string): BootArgs {
@@ -89,6 +94,8 @@ export function parseCmdline(text: string): BootArgs {
   if (verity) plan.verity = verity;
   const etc = field("particle.etc", EtcMode, "persistent or transient", false) as BootArgs["etc"];
   if (etc) plan.etc = etc;
+  const v = field("particle.var", VarMode, "persistent or luks", false) as BootArgs["var"];
+  if (v) plan.var = v;
   if (overlayroot) plan.overlayroot = overlayroot;
   return plan;
 }

@@ -29,6 +29,7 @@ import {
 } from "./steps.ts";
 import { verifyDeployment } from "../../runtime/src/mounts/index.ts";
 import { writeEspRuntimeMount } from "./esp-mount.ts";
+import { openVarLuks } from "./var-luks.ts";
 
 function boot(argv: string[], log: Log): void {
   const o = parseOptions(argv);
@@ -53,8 +54,15 @@ function boot(argv: string[], log: Log): void {
   try {
     const root = mountReadOnlyRoot(ws, sysroot, m, v.image, overlayVerity);
     const overlayroot = chooseOverlayroot(args, root, sysroot, m.id);
-    const writable = writableFor(overlayroot, sysroot, m.id, args.etc);
+    let writable = writableFor(overlayroot, sysroot, m.id, args.etc);
     if (writable.kind === "persistent") ensureWritableSysroot(sysroot);
+    let luks: { provisioned: boolean } | undefined;
+    if (args.var === "luks") {
+      if (writable.kind !== "persistent") throw new Error(`particle.var=luks: overlayroot=${overlayroot.mode} keeps no /var on disk; the two cannot be combined`);
+      const v = openVarLuks(ws, (msg) => log.info(msg));
+      writable = { ...writable, var: v.dir };
+      luks = v;
+    }
     if (overlayroot.mode === "device") waitForDevice(overlayroot.dev, overlayroot.timeout ?? DEVICE_TIMEOUT_S);
     const newRoot = mountWritable(ws, root, writable);
     const dpkg = mountDpkgDatabase(newRoot, writable);
@@ -76,6 +84,7 @@ function boot(argv: string[], log: Log): void {
       sealed: v.sealed?.sealed ?? 0,
       overlayroot: overlayroot.mode,
       ...(args.etc === "transient" ? { etc: "transient" as const } : {}),
+      ...(luks ? { var: luks.provisioned ? ("luks-provisioned" as const) : ("luks" as const) } : {}),
       warnings: v.warnings,
     });
     log.info(`deployment ${m.id} (${m.format}, image ${m.imageDigest}, verity ${v.check.verity.mode}, overlayroot ${overlayroot.mode}) mounted on ${target}`);

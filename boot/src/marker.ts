@@ -25,6 +25,9 @@ export const bootedMarkerSchema = lazySchema(() => z.object({
   overlayroot: z.enum(["disabled", "tmpfs", "device"]),
   /** particle.etc=transient: /etc had a tmpfs upper (absent: the deployment's upper on disk). */
   etc: z.optional(z.literal("transient")),
+  /** particle.var=luks: /var was the TPM2-unlocked LUKS2 partition; `provisioned` on the boot
+   *  that formatted and enrolled it. Absent: the shared /var directory on the physical root. */
+  var: z.optional(z.enum(["luks", "luks-provisioned"])),
   warnings: z.array(z.string()),
 }));
 export type BootedMarker = z.infer<ReturnType<typeof bootedMarkerSchema>>;

@@ -176,11 +176,11 @@ const POLL_MS = 100;
  * Waits for a block device node to appear (udev may still be creating it, as Ubuntu's
  * overlayroot also allows for with timeout=). Polls: no inotify without spawning or more FFI.
  */
-export function waitForDevice(dev: string, seconds: number): void {
+export function waitForDevice(dev: string, seconds: number, what = "overlayroot=device"): void {
   const deadline = Date.now() + seconds * 1000;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   while (!existsSync(dev)) {
-    if (Date.now() >= deadline) throw new Error(`overlayroot=device: ${dev} did not appear within ${seconds} s`);
+    if (Date.now() >= deadline) throw new Error(`${what}: ${dev} did not appear within ${seconds} s`);
     Atomics.wait(nap, 0, 0, POLL_MS);
   }
 }

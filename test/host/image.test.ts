@@ -4,10 +4,10 @@
 // registry. The base image is cached under $PARTICLE_CACHE by its inputs; each run builds it once
 // more and compares. Needs root and the Debian archive (RUN apt-get; a cold rootfs is mmdebstrap).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cached, fileHash, hashOf } from "../qemu/lib/cache.ts";
+import { baseImage, buildImage } from "../qemu/lib/base-image.ts";
 import { Mounts, particle } from "./lib/particle.ts";
 import { startRegistry, type TestRegistry } from "./lib/registry.ts";
 import { writeImage } from "./lib/oci-layout.ts";
@@ -31,40 +31,18 @@ let rebuild: Promise<string>;
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) =>
   execFileSync(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 }).toString();
 
-/** Runs image/build.sh LAYOUT in the background; resolves to the digest it prints. */
-function buildImage(layout: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const p = spawn("bash", [join(REPO, "image/build.sh"), layout, "latest"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("close", (code) => (code === 0 ? res(out.trim()) : rej(new Error(`image/build.sh ${layout} exited ${code}:\n${err.slice(-3000)}`))));
-  });
-}
-
-/** Every input of the base image besides the rootfs (which image/rootfs.sh keys itself). */
-async function imageKey(): Promise<string> {
-  const files = ["dist/particle", "dist/particle-boot", "Makefile", ...["image", "runtime/units", "dracut-module/90particle", "grub", "systemd-boot"]
-    .flatMap((d) => readdirSync(join(REPO, d)).sort().map((f) => join(d, f)))].filter((f) => statSync(join(REPO, f)).isFile());
-  const parts: string[] = [sh("bash", [join(REPO, "image/rootfs.sh")]).trim()];
-  for (const f of files) parts.push(f, await fileHash(join(REPO, f)));
-  return hashOf(...parts);
-}
-
 const layoutDigest = (layout: string) => JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests[0].digest as string;
 const deployments = () => (existsSync(join(sysroot, "particle/deploy")) ? readdirSync(join(sysroot, "particle/deploy")).sort() : []);
 
 beforeAll(async () => {
   sh("make", ["-C", REPO, "--no-print-directory", "-s", "build"]);
   // The cached rootfs first (a cold mmdebstrap), so that the two builds below share it.
-  const key = await imageKey();
-  cachedLayout = await cached(`image-layout-${key}`, async (tmp) => void (await buildImage(tmp)));
+  cachedLayout = await baseImage();
   symlinkSync(cachedLayout, baseLink);
   rebuild = buildImage(join(base, "rebuilt"));
   // Reproducibility is a different concern from the derived image: the rebuild runs meanwhile.
   rebuild.catch(() => {});
-  registry = await startRegistry(join(base, "registry"));
+  registry = await startRegistry(join(base, "registry"), { quiet: true });
   // Derived images are unsigned here: signatures are registry.test.ts's concern, so this policy says so explicitly.
   writeFileSync(policy, JSON.stringify({ default: [{ type: "reject" }], transports: {
     "containers-storage": { "": [{ type: "insecureAcceptAnything" }] },

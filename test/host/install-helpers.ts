@@ -43,15 +43,16 @@ export const esp = {
   },
 };
 
-/** Mounts partition 2 of `disk` read-only for `fn`. */
-export function withRoot<T>(disk: string, fn: (root: string, dev: string) => T): T {
-  const loop = sh("losetup", ["--find", "--show", "--partscan", "--read-only", disk]).trim();
+/** Mounts partition 2 of `disk` for `fn`, read-only unless a command under test writes the store. */
+export function withRoot<T>(disk: string, fn: (root: string, dev: string) => T, opts: { writable?: boolean } = {}): T {
+  const ro = opts.writable ? [] : ["--read-only"];
+  const loop = sh("losetup", ["--find", "--show", "--partscan", ...ro, disk]).trim();
   const mnt = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
   try {
     sh("partx", ["--update", loop]);
     const dev = `${loop}p2`;
     for (let i = 0; i < 100 && !existsSync(dev); i++) execFileSync("sleep", ["0.05"]);
-    sh("mount", ["-o", "ro", dev, mnt]);
+    sh("mount", ["-o", opts.writable ? "rw" : "ro", dev, mnt]);
     try {
       return fn(mnt, dev);
     } finally {

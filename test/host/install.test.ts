@@ -3,7 +3,7 @@
 // the dracut path is tested below on the real trixie tree with Particle-OS that the QEMU tier boots.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,9 @@ import { getAll, getKey, getOptions, parseEntry } from "../../runtime/src/bls/en
 import { parseLoaderConf } from "../../runtime/src/bls/loader-conf.ts";
 import { makeTinyTree, esp, withRoot, HOST_SYSTEMD_BOOT } from "./install-helpers.ts";
 import { guestTree } from "../qemu/lib/guest.ts";
+import { startRegistry, type TestRegistry } from "./lib/registry.ts";
+import { writeImage } from "./lib/oci-layout.ts";
+import { tarBytes } from "./lib/oci-tar.ts";
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -173,11 +176,101 @@ describe("install refuses", () => {
   });
 
   it.each([
+    [["--to-disk", "/tmp/x.img", "--source", "docker://x/y", "--signature-policy", "/p.json", "--insecure-no-verify-signatures"], /--signature-policy and --insecure-no-verify-signatures contradict/],
     [["--source", "dir:/x"], /--to-disk <image-file\|block-device> is required/],
     [["--to-disk", "/tmp/x.img"], /--source <source> is required/],
     [["--to-disk", "/tmp/x.img", "--source", "dir:/x", "--bootloader", "lilo"], /--bootloader lilo: only systemd-boot/],
     [["--to-disk", "/tmp/x.img", "--source", "dir:/x", "--size", "huge"], /--size huge: expected a size/],
   ])("bad arguments %j", (args, msg) => expect(fail(args)).toMatch(msg));
+});
+
+// From an image in a real registry on 127.0.0.1, which the installed machine knows by another name:
+// its containers configuration maps 10.0.2.100 to that registry, as a machine on QEMU's network
+// would reach the build host.
+describe("install from an image in a registry, tracking it by the machine's name for it", () => {
+  let reg: TestRegistry;
+  let machineHome: string;
+  let source: string;
+  const target = "docker://10.0.2.100/os/tiny:stable";
+  const accept = () => join(dir, "accept.json");
+  const digestOf = (ref: string, home = reg.home) =>
+    execFileSync("skopeo", ["inspect", "--no-tags", "--format", "{{.Digest}}", ref], { encoding: "utf8", env: { ...process.env, HOME: home } }).trim();
+  const push = (layout: string, tag: string) =>
+    execFileSync("skopeo", ["--insecure-policy", "copy", "-q", `oci:${layout}:${tag}`, source], { stdio: "ignore", env: { ...process.env, HOME: reg.home } });
+  const install = (disk: string, args: string[]) =>
+    particle(["install", "--to-disk", disk, "--size", "2G", "--initramfs", initrd, ...args], { env: { HOME: reg.home } });
+
+  beforeAll(async () => {
+    reg = await startRegistry(join(dir, "registry"), { quiet: true });
+    source = `docker://${reg.host}/os/tiny:stable`;
+    const layout = join(dir, "layout");
+    const packed = particle(["image", "pack", tree, layout, "--tag", "v1", "--epoch", "0"]);
+    if (packed.code !== 0) throw new Error(packed.stderr);
+    push(layout, "v1");
+    machineHome = join(dir, "machine-home");
+    mkdirSync(join(machineHome, ".config/containers"), { recursive: true });
+    writeFileSync(join(machineHome, ".config/containers/registries.conf"), `[[registry]]\nprefix = "10.0.2.100"\nlocation = "${reg.host}"\ninsecure = true\n`);
+    writeFileSync(accept(), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+    writeFileSync(join(dir, "reject.json"), JSON.stringify({ default: [{ type: "reject" }] }));
+  }, 60_000);
+  afterAll(() => reg?.stop());
+
+  it("records --target-imgref as the reference upgrade follows, with the digests of what was pulled", () => {
+    const disk = join(dir, "from-registry.img");
+    const r = install(disk, ["--source", source, "--target-imgref", target, "--signature-policy", accept(), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout);
+    const pulled = digestOf(source);
+    withRoot(disk, (root) => {
+      const m = JSON.parse(readFileSync(join(root, `particle/deploy/${res.deployment}/deployment.json`), "utf8"));
+      expect(m).toMatchObject({ source, format: "composefs", kernel: "6.12.0-fake", oci: { reference: target, sourceDigest: pulled, layers: 1 } });
+
+      // The machine's upgrade asks 10.0.2.100, not the installer's 127.0.0.1: the same image, then a new one.
+      const check = () => particle(["upgrade", "--check", "--sysroot", root, "--from", res.deployment], { env: { HOME: machineHome } });
+      const same = check();
+      expect(same.code, same.stderr).toBe(0);
+      expect(same.stderr).toContain(`no update: ${target} is still ${pulled}`);
+      const layout2 = join(dir, "layout2");
+      writeImage(layout2, { tag: "v2", layers: [{ tar: tarBytes([{ path: "etc/", type: "dir", mode: 0o755 }, { path: "etc/release", data: "v2\n" }]), compression: "gzip" }] });
+      push(layout2, "v2");
+      const moved = check();
+      expect(moved.code, moved.stderr).toBe(0);
+      expect(moved.stdout).toBe(`update available: ${target}\n  booted:    ${pulled}\n  available: ${digestOf(target, machineHome)}\n`);
+    }, { writable: true });
+  }, 60_000);
+
+  it.each([
+    ["a tree source", () => ["--source", `dir:${tree}`, "--target-imgref", target], () => `--target-imgref ${target}: the source dir:${tree} is not an image`],
+    ["a reference without its transport", () => ["--source", source, "--target-imgref", "10.0.2.100/os/tiny:stable"], () => "--target-imgref 10.0.2.100/os/tiny:stable: not an image reference"],
+    ["a malformed name", () => ["--source", source, "--target-imgref", "docker://10.0.2.100/OS/Tiny"], () => "--target-imgref docker://10.0.2.100/OS/Tiny: not a valid image name"],
+  ])("--target-imgref with %s is refused, naming it, before the disk is touched", (_, args, msg) => {
+    const fresh = join(dir, "never.img");
+    const r = install(fresh, args());
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(msg());
+    expect(r.stderr).not.toContain("partitioning");
+    expect(existsSync(fresh)).toBe(false);
+    // Big enough to be installed on: only the refusal keeps its first sector from becoming a GPT.
+    const old = join(dir, "kept.img");
+    writeFileSync(old, "an old disk\n");
+    truncateSync(old, 3 * 1024 ** 3);
+    expect(install(old, args()).code).not.toBe(0);
+    const head = Buffer.alloc(4096);
+    const fd = openSync(old, "r");
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    expect(head.toString("latin1").replace(/\0+$/, "")).toBe("an old disk\n");
+    expect(statSync(old).size).toBe(3 * 1024 ** 3);
+  });
+
+  it("--signature-policy reaches staging: a policy that rejects the image refuses it, naming it", () => {
+    const disk = join(dir, "rejected.img");
+    const reject = join(dir, "reject.json");
+    const r = install(disk, ["--source", source, "--signature-policy", reject]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`image ${source} refused by the signature policy ${reject}`);
+    expect(existsSync(disk)).toBe(false);
+  }, 60_000);
 });
 
 // The dracut step needs a real trixie tree with Particle-OS installed: the one the QEMU tier boots

@@ -2,11 +2,13 @@
 // signed with sbsign), and what a sealed machine does with it. The digest sealed at build time is
 // the one `particle stage` computes later on another sysroot (the reproducible EROFS image).
 import { execFileSync, spawnSync } from "node:child_process";
+import { createPublicKey, verify } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { peSections, readSection } from "../../runtime/src/uki/pe.ts";
+import { MEASURED_SECTIONS, policyPcrDigest, predictPcr11 } from "../../runtime/src/seal/pcr11.ts";
 import { makeFixture, deterministicBytes } from "./lib/fixture.ts";
 import { particle, particleOk, stageJson } from "./lib/particle.ts";
 
@@ -35,6 +37,7 @@ describe("particle keys and particle seal (issue 11)", () => {
 
   it("keys create makes PK, KEK, db and their signed lists, and refuses to overwrite them", () => {
     for (const k of ["PK", "KEK", "db"]) for (const ext of ["key", "crt", "esl", "auth"]) expect(existsSync(join(keys, `${k}.${ext}`)), `${k}.${ext}`).toBe(true);
+    for (const f of ["tpm2-pcr-private.pem", "tpm2-pcr-public.pem"]) expect(existsSync(join(keys, f)), f).toBe(true);
     const again = particle(["keys", "create", keys]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/not empty; refusing to overwrite/);
@@ -60,6 +63,19 @@ describe("particle keys and particle seal (issue 11)", () => {
     tampered[at] = tampered[at] === 0x30 ? 0x31 : 0x30;
     writeFileSync(join(work, "tampered.efi"), tampered);
     expect(spawnSync("sbverify", ["--cert", join(keys, "db.crt"), join(work, "tampered.efi")]).status).not.toBe(0);
+  });
+
+  it("the UKI carries the PCR 11 public key and a policy signature for what the stub will measure", () => {
+    const bytes = readFileSync(uki);
+    const pub = createPublicKey(readFileSync(join(keys, "tpm2-pcr-public.pem")));
+    expect(createPublicKey(readSection(bytes, ".pcrpkey")!).export({ type: "spki", format: "der" })).toEqual(pub.export({ type: "spki", format: "der" }));
+    const measured = peSections(bytes).filter((s) => MEASURED_SECTIONS.includes(s.name as never)).map((s) => ({ name: s.name, data: readSection(bytes, s.name)! }));
+    // The stub's own .sbat is measured as well.
+    expect(measured.map((s) => s.name).sort()).toEqual([".cmdline", ".initrd", ".linux", ".osrel", ".pcrpkey", ".sbat"]);
+    const pol = policyPcrDigest(predictPcr11(measured));
+    const e = JSON.parse(readSection(bytes, ".pcrsig")!.toString()).sha256[0];
+    expect(e.pol).toBe(pol.toString("hex"));
+    expect(verify("sha256", pol, pub, Buffer.from(e.sig, "base64"))).toBe(true);
   });
 
   it("seal names a key directory that is not one", () => {

@@ -128,6 +128,8 @@ describe("fallback formats", () => {
       const r = stageJson(`dir:${src}`, root, ["--format", format]);
       expect(r.format).toBe(format);
       expect(r.objectsAdded).toBe(0);
+      // The 5 GiB sparse file keeps its holes: the space check and the image count its one written block.
+      if (format === "erofs") expect(r.bytesAdded).toBeLessThan(256 << 20);
       const m = join(mnt, format);
       mountDeployment(r.id, m, root);
       // squashfs has no sockets' xattrs issue, but stores mtimes in seconds only.

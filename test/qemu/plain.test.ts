@@ -50,7 +50,7 @@ describe("guest, initramfs and harness (plain ext4 root)", () => {
       script: [
         "findmnt -no SOURCE,FSTYPE /",
         "echo hello-from-guest",
-        // A Bun executable (the AVX2 build) under TCG -cpu max.
+        // A Bun executable under TCG, on a CPU without AVX (lib/qemu.ts QEMU_CPU).
         "particle --help >/dev/null; echo particle-help=$?",
         "exit 7",
       ].join("\n"),

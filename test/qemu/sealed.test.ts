@@ -84,12 +84,35 @@ kv ukis-after "$(ls /efi/EFI/Linux | tr '\\n' ' ')"
 `;
 
 const PLANTED = "particle-planted.service";
+const VAR_DEV = "/dev/disk/by-partlabel/particle-var";
+/** Written to the encrypted /var on the first strict boot; must never show in the partition's bytes. */
+const LUKS_MARKER = `particle-luks-marker-${process.pid}-${Date.now()}`;
 const ON_STRICT = `${PRELUDE}
+LUKS_MARKER=${LUKS_MARKER}
 kv etc-mode "$(grep -o '"etc": *"[a-z]*"' /run/particle-booted || true)"
 kv on-disk "$(ls /sysroot/particle/deploy/*/etc/upper/systemd/system/ | tr '\\n' ' ')"
 kv planted-load "$(systemctl show -p LoadState --value ${PLANTED})"
 kv planted-ran "$([ -e /var/lib/particle-planted ] && echo yes || echo no)"
 kv efi-unit "$(systemctl show -p FragmentPath --value efi.mount)"
+kv var-mode "$(grep -o '"var": *"[a-z-]*"' /run/particle-booted || true)"
+kv var-source "$(findmnt -no SOURCE /var)"
+kv luks-type "$(cryptsetup luksDump ${VAR_DEV} | sed -n 's/^Version:[[:space:]]*//p')"
+kv luks-tokens "$(cryptsetup luksDump ${VAR_DEV} | grep -c 'systemd-tpm2' || true)"
+kv luks-keyslots "$(cryptsetup luksDump ${VAR_DEV} | grep -cE '^[[:space:]]+[0-9]+: luks2' || true)"
+kv luks-pubkey-pcrs "$(cryptsetup luksDump ${VAR_DEV} | sed -n 's/^[[:space:]]*tpm2-pubkey-pcrs:[[:space:]]*//p')"
+kv luks-literal-pcrs "$(cryptsetup luksDump ${VAR_DEV} | sed -n 's/^[[:space:]]*tpm2-hash-pcrs:[[:space:]]*//p')"
+# The running system (PCR 11 past leave-initrd) cannot get the key again, even with the UKI's own
+# signature: the owner signed the enter-initrd value only.
+objcopy -O binary --only-section=.pcrsig "/efi/EFI/Linux/$(bootctl status 2>/dev/null | sed -n 's/^ *id: //p' | head -1)" /tmp/pcrsig.json
+set +e
+timeout 120 /usr/lib/systemd/systemd-cryptsetup attach probe ${VAR_DEV} - tpm2-device=auto,headless=true,tpm2-signature=/tmp/pcrsig.json >/tmp/unseal.out 2>&1
+kv unseal-exit "$?"
+set -e
+kv unseal-err "$(tail -2 /tmp/unseal.out | tr '\n' ' ')"
+kv dpkg-sees "$(dpkg-query -W -f='\${Status}' systemd)"
+kv luks-marker "$(cat /var/lib/particle-test-luks 2>/dev/null || echo none)"
+echo "$LUKS_MARKER" >/var/lib/particle-test-luks
+sync
 `;
 
 describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin the image (issue 11)", () => {
@@ -108,7 +131,7 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     times[name] = r.wallMs / 1000;
     console.log(`${name}: ${timing(r)}`);
   };
-  const good = async (name: string, script: string, more: { lateDisks?: string[]; files?: Record<string, string>; timeoutMs?: number } = {}) => {
+  const good = async (name: string, script: string, more: { lateDisks?: string[]; files?: Record<string, string>; timeoutMs?: number; tpm?: string } = {}) => {
     const r = await bootSealed(m, { name, script, timeoutMs: BOOT_TIMEOUT, ...more });
     note(name, r);
     if (r.exitCode !== 0) throw new Error(`${name}: agent ${r.exitCode ?? (r.timedOut ? "timed out" : "never reported")} (console log: ${r.logFile})\n${r.output}\n${r.console.split("\n").slice(-40).join("\n")}`);
@@ -219,11 +242,11 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     expect(back.secureboot).toBe("1");
   }, 2 * TEST_TIMEOUT);
 
-  it("strict mode (particle.etc=transient): a unit planted in the disk's /etc does not run", async () => {
+  it("strict mode (particle.etc=transient, particle.var=luks): a planted unit does not run; /var is LUKS2 unlocked by the TPM for the owner's UKIs only; a plaintext /var is refused", async () => {
     // v2's image sealed again with the strict command line, as version 3: the highest, so the default.
     const strict = join(work, "strict.efi");
     const sealed = withTreeImage(s.treeV2, (tree) => JSON.parse(execFileSync(PARTICLE, ["seal", `dir:${tree}`, "--keys", s.keys, "--initramfs", s.initrd,
-      "--version", "3", "--out", strict, "--json", "--karg", "particle.etc=transient", ...KERNEL_ARGS.split(" ").flatMap((a) => ["--karg", a])]).toString().trim().split("\n").pop()!));
+      "--version", "3", "--out", strict, "--json", "--karg", "particle.etc=transient", "--karg", "particle.var=luks", ...KERNEL_ARGS.split(" ").flatMap((a) => ["--karg", a])]).toString().trim().split("\n").pop()!));
     expect(sealed.imageDigest).toBe(s.sealV2.imageDigest);
     const name = `particle-3-${sealed.imageDigest.slice(0, 12)}`;
     withDisk(m.disk, (d) => {
@@ -235,8 +258,19 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
       esp.put(d.esp, strict, `EFI/Linux/${name}+3.efi`);
     });
     let kv: Record<string, string>;
+    let again: Record<string, string>;
+    let plaintext: BootResult;
+    const tpm = join(work, "tpm");
     try {
-      kv = await good("sealed-3b-strict-v2", ON_STRICT);
+      // The first strict boot makes /var: the partition install left blank is formatted, the TPM
+      // enrolled, the filesystem made; the second only unlocks it.
+      kv = await good("sealed-3b-strict-v2", ON_STRICT, { tpm });
+      again = await good("sealed-3c-strict-again", ON_STRICT, { tpm });
+      // An attacker replaces the encrypted /var with a plaintext one they filled.
+      const inPartition = withPartitions(m.disk, (p) => spawnSync("grep", ["-q", "-a", "-F", LUKS_MARKER, p.var]).status);
+      expect(inPartition, "the marker written to /var is readable in the partition's raw bytes").toBe(1);
+      withPartitions(m.disk, (p) => execFileSync("mkfs.ext4", ["-q", "-F", "-L", "particle-var", p.var]));
+      plaintext = await refused("sealed-3d-strict-plaintext-var", /particle\.var=luks: \S+ holds an ext2\/3\/4 filesystem, not a LUKS2 volume/);
     } finally {
       // The attacks below expect v1 and v2's UKIs only.
       withPartitions(m.disk, (p) => {
@@ -255,7 +289,27 @@ describe("sealed boot: Secure Boot with the owner's keys, signed UKIs that pin t
     // systemd-bless-boot could bless the boot: the agent found no failed unit.
     expect(kv["efi-mounted"]).toBe("yes");
     expect(kv["efi-unit"]).toBe("/run/systemd/system/efi.mount");
-  }, TEST_TIMEOUT);
+    // /var: made on the first boot, LUKS2 with one key slot (the TPM2 token's: the one-time key is
+    // gone), bound to the owner's public key over PCR 11 and no literal PCRs.
+    expect(kv["var-mode"]).toMatch(/"var": *"luks-provisioned"/);
+    expect(kv["var-source"]).toBe("/dev/mapper/particle-var");
+    expect(kv["luks-type"]).toBe("2");
+    expect(kv["luks-tokens"]).toBe("1");
+    expect(kv["luks-keyslots"]).toBe("1");
+    expect(kv["luks-pubkey-pcrs"]).toBe("11");
+    expect(kv["luks-literal-pcrs"]).toBe("");
+    expect(kv["unseal-exit"], kv["unseal-err"]).not.toBe("0");
+    expect(kv["luks-marker"]).toBe("none");
+    // The deployment's dpkg database is bound over the new /var's /var/lib/dpkg, as on the root's.
+    expect(kv["dpkg-sees"]).toBe("install ok installed");
+    // The second boot unlocked what the first made, and found what it wrote.
+    expect(again["var-mode"]).toMatch(/"var": *"luks"/);
+    expect(again["var-source"]).toBe("/dev/mapper/particle-var");
+    expect(again["luks-marker"]).toBe(LUKS_MARKER);
+    expect(again["planted-ran"]).toBe("no");
+    expect(again["dpkg-sees"]).toBe("install ok installed");
+    expect(plaintext!.console).toMatch(/particle-boot: FAILED: particle\.var=luks/);
+  }, TEST_TIMEOUT * 3);
 
   /** Runs `attack` on the ESP, boots until the refusal shows, then puts the ESP back as it was. */
   const espAttack = async (name: string, attack: (dev: string) => (dev: string) => void, until: RegExp) => {

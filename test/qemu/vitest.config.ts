@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /** Longest first (single-file seconds in CI: cycle ~1,020, layering and sealed estimated 800-900 and 700-800, grub ~530, bookworm ~520, boot ~285, plain ~60), so the two workers end at about the same time. */
-const ORDER = ["cycle", "layering", "sealed", "grub", "bookworm", "powercut", "boot", "plain"];
+const ORDER = ["cycle", "layering", "sealed", "registry", "grub", "bookworm", "powercut", "boot", "plain"];
 const rank = (s: TestSpecification) => {
   const i = ORDER.indexOf(basename(s.moduleId).replace(/\.test\.ts$/, ""));
   return i < 0 ? ORDER.length : i;

@@ -41,6 +41,8 @@ describe("parseCmdline accepts", () => {
     // Strict mode of a sealed UKI: /etc with a tmpfs upper.
     [`particle.image=${D} particle.etc=transient`, { image: D, etc: "transient" }],
     [`${ok} particle.etc=persistent`, { deploy: "1", image: D, etc: "persistent" }],
+    // Strict /var: the TPM2-unlocked LUKS2 partition.
+    [`particle.image=${D} particle.etc=transient particle.var=luks`, { image: D, etc: "transient", var: "luks" }],
     [`${ok} overlayroot=tmpfs`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: false, recurse: true } }],
     [`${ok} overlayroot=tmpfs:swap=1,recurse=0`, { deploy: "1", image: D, overlayroot: { mode: "tmpfs", swap: true, recurse: false } }],
     [`${ok} overlayroot=tmpfs overlayroot=disabled`, { deploy: "1", image: D, overlayroot: { mode: "disabled" } }],
@@ -64,6 +66,7 @@ describe("parseCmdline refuses, naming the argument", () => {
     [`${ok} particle.verity`, "particle.verity"],
     [`${ok} particle.verty=off`, "particle.verty"],
     [`${ok} particle.etc=tmpfs`, "particle.etc=tmpfs"],
+    [`${ok} particle.var=plain`, "particle.var=plain"],
     [`${ok} particle.etc=transient particle.etc=persistent`, "particle.etc: given twice"],
     [`${ok} overlayroot`, "overlayroot"],
     [`${ok} overlayroot=tmpfs2`, "overlayroot="],

@@ -7,7 +7,7 @@ import { partitionPath } from "../../runtime/src/install/block.ts";
 import { missingParticleFiles, treeCheckError } from "../../runtime/src/install/tree-check.ts";
 import { dracutArgs, kernelVersions, pickKernel } from "../../runtime/src/install/initramfs.ts";
 import { espMountPoint, espMountUnit, mountUnitName } from "../../runtime/src/install/esp-mount.ts";
-import { sourceDir } from "../../runtime/src/install/install.ts";
+import { checkLuksVar, sourceDir } from "../../runtime/src/install/install.ts";
 import { pidOfWorkDir, workDirPrefix } from "../../runtime/src/install/stale.ts";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "install-unit-"));
@@ -45,6 +45,25 @@ describe("partition table", () => {
       "label: gpt\n" +
       'size=524288KiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n' +
       'type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="particle-root"\n');
+  });
+  it("--luks-var: the root is sized to leave the /var partition the end of the disk, as partition 3", () => {
+    const disk = 4 * 1024 ** 3;
+    expect(sfdiskScript(256 * 1048576, disk)).toBe(
+      "label: gpt\n" +
+      'size=524288KiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n' +
+      `size=${4096 - 4 - 512 - 256}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name="particle-root"\n` +
+      'size=256MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="particle-var"\n');
+    expect(minimumDiskBytes(undefined, 256 * 1048576)).toBe(GPT_OVERHEAD + ESP_SIZE + MIN_ROOT + 256 * 1048576);
+    expect(() => sfdiskScript(16 * 1048576, disk)).toThrow(/--luks-var .*at least 64 MiB/);
+    expect(() => sfdiskScript(3 * 1024 ** 3, disk)).toThrow(/a 4.00 GiB disk leaves 508 MiB for the root beside a 3072 MiB \/var; at least 768 MiB/);
+  });
+  it("--luks-var goes with --sealed keys that can sign the TPM2 policy, and with particle.var=luks", () => {
+    const ok = { luksVar: 1 << 28, sealed: "/k", kargs: ["particle.var=luks"] };
+    expect(() => checkLuksVar(ok, true)).not.toThrow();
+    expect(() => checkLuksVar({ ...ok, luksVar: undefined }, true)).toThrow(/particle\.var=luks needs --luks-var/);
+    expect(() => checkLuksVar({ ...ok, sealed: undefined }, true)).toThrow(/--luks-var needs --sealed/);
+    expect(() => checkLuksVar(ok, false)).toThrow(/\/k has no tpm2-pcr-private\.pem/);
+    expect(() => checkLuksVar({ kargs: [] }, false)).not.toThrow();
   });
   it.each([
     ["/dev/sda", 1, "/dev/sda1"],

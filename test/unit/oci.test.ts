@@ -9,7 +9,8 @@ import { TarReader } from "../../runtime/src/tar/reader.ts";
 import { emptyDir, LayerBuilder, mergeLayer, toInodeTree, type Dir } from "../../runtime/src/oci/layers.ts";
 import { walk } from "../../runtime/src/tree/model.ts";
 import { decodeLayer, encodeLayer } from "../../runtime/src/oci/layer-cache.ts";
-import { parseImageRef } from "../../runtime/src/oci/transport.ts";
+import { isDockerName, parseImageRef } from "../../runtime/src/oci/transport.ts";
+import { trackedReference } from "../../runtime/src/oci/track-as.ts";
 import { layerCompression } from "../../runtime/src/oci/schema.ts";
 import { blobPath, pickPlatform, readImage } from "../../runtime/src/oci/layout.ts";
 import { planUpgrade } from "../../runtime/src/oci/upgrade-plan.ts";
@@ -241,6 +242,14 @@ describe("image references", () => {
   it.each([["docker://", /missing the image name/], ["docker:x", /docker:\/\/NAME/], ["oci:", /missing the path/]])("refuses %s", (spec, msg) =>
     expect(() => parseImageRef(spec)).toThrow(msg));
 
+  it.each(["quay.io/x/os:stable", "10.0.2.100/os/x:stable", "127.0.0.1:5000/os/x", "localhost:5000/a/b-c__d.e:v1.2-3",
+    "fedora", "[fd00::1]:5000/os/x:v1", `quay.io/x/os@sha256:${"ab".repeat(32)}`, `os:stable@sha256:${"0".repeat(64)}`,
+  ])("docker name %s", (name) => expect(isDockerName(name)).toBe(true));
+
+  it.each(["", "quay.io/X/os", "quay.io/x/os:", "quay.io/x/os:-bad", "quay.io//os", "quay.io/x/os tag", "-host/os", "host:port/os",
+    "quay.io/x/os@sha256:short", "os/", `quay.io/x/os:${"t".repeat(129)}`,
+  ])("not a docker name: %j", (name) => expect(isDockerName(name)).toBe(false));
+
   it("layer media types", () => {
     expect(layerCompression("application/vnd.oci.image.layer.v1.tar")).toBe("none");
     expect(layerCompression("application/vnd.oci.image.layer.v1.tar+gzip")).toBe("gzip");
@@ -248,6 +257,37 @@ describe("image references", () => {
     expect(layerCompression("application/vnd.docker.image.rootfs.diff.tar.gzip")).toBe("gzip");
     expect(layerCompression("application/vnd.oci.image.config.v1+json")).toBeUndefined();
   });
+});
+
+describe("install --target-imgref", () => {
+  const registry = "docker://127.0.0.1:5000/os/x:stable";
+
+  it.each([
+    [registry, "docker://10.0.2.100/os/x:stable", "docker://10.0.2.100/os/x:stable"],
+    ["oci:/srv/layout:v1", "oci:layout:v1", "oci:/work/layout:v1"],
+    ["oci-archive:x.tar", "containers-storage:localhost/os:1", "containers-storage:localhost/os:1"],
+    [registry, "oci-archive:/srv/os.tar", "oci-archive:/srv/os.tar"],
+  ])("from %s, tracks %s as %s", (source, target, want) => expect(trackedReference(source, target, "/work")).toBe(want));
+
+  it("records what it returns unchanged when given it again (install passes it on to stage)", () => {
+    const once = trackedReference("oci:/srv/layout:v1", "oci:rel:v1", "/work");
+    expect(trackedReference("oci:/srv/layout:v1", once, "/elsewhere")).toBe(once);
+  });
+
+  it.each(["dir:/srv/tree", "tar:/srv/tree.tar.zst", "/srv/tree", "tree.tar"])("refuses a tree source %s, naming both", (source) =>
+    expect(() => trackedReference(source, "docker://10.0.2.100/os/x:stable")).toThrow(
+      `--target-imgref docker://10.0.2.100/os/x:stable: the source ${source} is not an image, so the installed system has no image to track`));
+
+  it.each([
+    ["10.0.2.100/os/x:stable", /^--target-imgref 10\.0\.2\.100\/os\/x:stable: not an image reference \(expected docker:\/\/NAME/],
+    ["dir:/srv/tree", /^--target-imgref dir:\/srv\/tree: not an image reference/],
+    ["http://10.0.2.100/os/x", /^--target-imgref http:\/\/10\.0\.2\.100\/os\/x: not an image reference/],
+    ["docker://", /^--target-imgref: image docker:\/\/: missing the image name/],
+    ["docker:10.0.2.100/os/x", /^--target-imgref: image docker:10\.0\.2\.100\/os\/x: the docker transport is written docker:\/\/NAME/],
+    ["oci:", /^--target-imgref: image oci:: missing the path/],
+    ["docker://10.0.2.100/OS/x:stable", /^--target-imgref docker:\/\/10\.0\.2\.100\/OS\/x:stable: not a valid image name/],
+    ["docker://10.0.2.100/os/x stable", /^--target-imgref docker:\/\/10\.0\.2\.100\/os\/x stable: not a valid image name/],
+  ])("refuses the target %j, naming it", (target, msg) => expect(() => trackedReference(registry, target)).toThrow(msg));
 });
 
 describe("OCI layout reader", () => {

@@ -31,6 +31,11 @@ describe("explainCopyFailure", () => {
     expect(m).toBe(`fetching image ${REF}: pinging container registry 127.0.0.1:5000: Get "http://127.0.0.1:5000/v2/": connect: connection refused`);
   });
 
+  it("a registry gone mid-download says so, and that the whole blobs are kept", () => {
+    const m = explainCopyFailure(REF, "docker", POL, fatal("writing blob: happened during read: unexpected EOF"));
+    expect(m).toBe(`fetching image ${REF}: the registry's connection ended in the middle of a download (writing blob: happened during read: unexpected EOF); nothing was staged, and the blobs that arrived whole are kept for the next attempt`);
+  });
+
   it("an unknown transport says so", () => {
     expect(explainCopyFailure("foo:x", "foo", POL, fatal('Invalid image name "foo:x", unknown transport "foo"'))).toBe("image foo:x: this skopeo has no foo transport");
   });

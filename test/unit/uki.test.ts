@@ -1,4 +1,6 @@
+import { createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { policyPcrDigest, predictPcr11 } from "../../runtime/src/seal/pcr11.ts";
 import { addSections, peSections, readSection } from "../../runtime/src/uki/pe.ts";
 import { pinError, pinnedImage, sealedCmdline, sealedOsRelease, ukiFileName } from "../../runtime/src/seal/plan.ts";
 import { buildUki } from "../../runtime/src/seal/uki.ts";
@@ -77,6 +79,43 @@ describe("PE sections (uki/pe.ts)", () => {
     const cmdline = readSection(uki, ".cmdline")!.toString();
     expect(pinnedImage(cmdline)).toBe(d);
     expect(pinError(cmdline, d, "u")).toBeUndefined();
+  });
+
+  it("with a PCR 11 key, adds .pcrpkey and a .pcrsig signed for what the stub will measure", () => {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    const parts = { stub: fakeStub(), kernel: Buffer.alloc(100, 1), initrd: Buffer.alloc(50, 2), osRelease: "ID=debian\n", cmdline: sealedCmdline("ab".repeat(32)), pcrPrivateKey: pem };
+    const uki = buildUki(parts);
+    expect(peSections(uki).map((s) => s.name)).toEqual([".text", ".osrel", ".cmdline", ".pcrpkey", ".pcrsig", ".initrd", ".linux"]);
+    const pub = createPublicKey(pem);
+    expect(readSection(uki, ".pcrpkey")!.toString()).toBe(pub.export({ type: "spki", format: "pem" }));
+    // Read back from the PE image: what the stub would measure at boot.
+    const measured = [".osrel", ".cmdline", ".pcrpkey", ".initrd", ".linux"].map((name) => ({ name, data: readSection(uki, name)! }));
+    const pol = policyPcrDigest(predictPcr11(measured));
+    const e = JSON.parse(readSection(uki, ".pcrsig")!.toString()).sha256[0];
+    expect(e.pol).toBe(pol.toString("hex"));
+    expect(verify("sha256", pol, pub, Buffer.from(e.sig, "base64"))).toBe(true);
+    // Another command line is another PCR 11 value: the old signature does not cover it.
+    const other = buildUki({ ...parts, cmdline: sealedCmdline("cd".repeat(32)) });
+    expect(JSON.parse(readSection(other, ".pcrsig")!.toString()).sha256[0].pol).not.toBe(e.pol);
+  });
+
+  it("signs for the stub's own measured sections too (its .sbat)", () => {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    const sbat = Buffer.from("sbat,1,SBAT Version,sbat,1,https://example.invalid\n");
+    const stub = addSections(fakeStub(), [{ name: ".sbat", data: sbat }]);
+    const parts = { stub, kernel: Buffer.alloc(10, 1), initrd: Buffer.alloc(10, 2), osRelease: "ID=debian\n", cmdline: "x", pcrPrivateKey: pem };
+    const uki = buildUki(parts);
+    const measured = [".sbat", ".osrel", ".cmdline", ".pcrpkey", ".initrd", ".linux"].map((name) => ({ name, data: readSection(uki, name)! }));
+    const pol = JSON.parse(readSection(uki, ".pcrsig")!.toString()).sha256[0].pol;
+    expect(pol).toBe(policyPcrDigest(predictPcr11(measured)).toString("hex"));
+    expect(pol).not.toBe(policyPcrDigest(predictPcr11(measured.slice(1))).toString("hex"));
+  });
+
+  it("refuses a PCR 11 key that is not a PEM private key", () => {
+    expect(() => buildUki({ stub: fakeStub(), kernel: Buffer.alloc(1), initrd: Buffer.alloc(1), osRelease: "", cmdline: "x", pcrPrivateKey: "not a key" }))
+      .toThrow(/PCR 11 signing key: not a PEM private key/);
   });
 });
 

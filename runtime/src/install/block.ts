@@ -74,7 +74,7 @@ async function waitFor(path: string): Promise<void> {
 }
 
 /** Partitions the disk (a loop device for an image file) and returns its partition devices. */
-export async function partition(t: Target, onAttach: (loop: string) => void = () => {}): Promise<Attached> {
+export async function partition(t: Target, onAttach: (loop: string) => void = () => {}, varBytes = 0): Promise<Attached> {
   let disk = t.path;
   let detach = async () => {};
   if (t.kind === "file") {
@@ -83,7 +83,7 @@ export async function partition(t: Target, onAttach: (loop: string) => void = ()
     onAttach(disk);
   }
   try {
-    await run("sfdisk", ["--quiet", "--wipe", "always", "--wipe-partitions", "always", disk], { input: sfdiskScript() });
+    await run("sfdisk", ["--quiet", "--wipe", "always", "--wipe-partitions", "always", disk], { input: sfdiskScript(varBytes, t.size) });
     // Re-read the table: a loop device attached before partitioning shows no partitions otherwise.
     if (t.kind === "file") await run("partx", ["--update", disk]).catch(() => run("blockdev", ["--rereadpt", disk]));
     else await run("blockdev", ["--rereadpt", disk]).catch(() => run("partx", ["--update", disk]));
@@ -91,6 +91,13 @@ export async function partition(t: Target, onAttach: (loop: string) => void = ()
     const root = partitionPath(disk, 2);
     await waitFor(esp);
     await waitFor(root);
+    if (varBytes > 0) {
+      const varDev = partitionPath(disk, 3);
+      await waitFor(varDev);
+      // particle-boot formats the partition only if it starts blank (boot/src/var-luks-plan.ts): a
+      // block device may hold old data beyond what sfdisk's signature wipe clears.
+      await run("dd", ["if=/dev/zero", `of=${varDev}`, "bs=1M", "count=1", "conv=fsync", "status=none"]);
+    }
     return { disk, esp, root, detach };
   } catch (e) {
     await detach().catch(() => {});

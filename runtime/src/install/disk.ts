@@ -12,6 +12,15 @@ export const ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 export const ROOT_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 export const ESP_LABEL = "ESP";
 export const ROOT_LABEL = "particle-root";
+/** The /var partition of `--luks-var` (strict sealed mode): particle-boot finds it by this label. */
+export const VAR_LABEL = "particle-var";
+/**
+ * Plain "Linux filesystem data", not the Discoverable Partitions /var type: systemd-gpt-auto-generator
+ * acts on that type by itself, and this partition is particle-boot's alone to unlock and mount.
+ */
+export const VAR_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+/** LUKS2's default header and key slots take 16 MiB; below this a /var is not worth having. */
+export const MIN_VAR = 64 * 1024 * 1024;
 
 const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
@@ -26,9 +35,9 @@ export function parseSize(s: string): number {
  * The smallest disk that holds the ESP and a root with room for the tree twice (the deployment
  * and one update sharing little with it) plus slack; without a known tree size, MIN_ROOT.
  */
-export function minimumDiskBytes(treeBytes?: number): number {
+export function minimumDiskBytes(treeBytes?: number, varBytes = 0): number {
   const root = Math.max(MIN_ROOT, treeBytes === undefined ? 0 : Math.ceil(treeBytes * 2.2));
-  return GPT_OVERHEAD + ESP_SIZE + root;
+  return GPT_OVERHEAD + ESP_SIZE + root + varBytes;
 }
 
 export function sizeError(target: string, size: number, needed: number): Error {
@@ -36,14 +45,21 @@ export function sizeError(target: string, size: number, needed: number): Error {
   return new Error(`${target} is too small: ${g(size)} (${size} bytes), but at least ${g(needed)} (${needed} bytes) are needed for the ${ESP_SIZE / 1048576} MiB ESP and the root partition`);
 }
 
-/** The sfdisk script: ESP first (firmware finds it fast), root takes the rest. */
-export function sfdiskScript(): string {
-  return [
-    "label: gpt",
-    `size=${ESP_SIZE / 1024}KiB, type=${ESP_TYPE}, name="${ESP_LABEL}"`,
-    `type=${ROOT_TYPE}, name="${ROOT_LABEL}"`,
-    "",
-  ].join("\n");
+const MIB = 1024 * 1024;
+
+/**
+ * The sfdisk script: ESP first (firmware finds it fast), root takes the rest. With `varBytes` (a
+ * `--luks-var` install) a third partition of that size ends the disk, and the root is sized to
+ * leave room for it; it stays partition 3 so the ESP and root keep their numbers.
+ */
+export function sfdiskScript(varBytes = 0, diskBytes = 0): string {
+  const lines = ["label: gpt", `size=${ESP_SIZE / 1024}KiB, type=${ESP_TYPE}, name="${ESP_LABEL}"`];
+  if (varBytes === 0) return [...lines, `type=${ROOT_TYPE}, name="${ROOT_LABEL}"`, ""].join("\n");
+  if (varBytes < MIN_VAR) throw new Error(`--luks-var ${varBytes} bytes: at least ${MIN_VAR / MIB} MiB`);
+  const varMiB = Math.floor(varBytes / MIB);
+  const rootMiB = Math.floor((diskBytes - GPT_OVERHEAD - ESP_SIZE) / MIB) - varMiB;
+  if (rootMiB * MIB < MIN_ROOT) throw new Error(`a ${(diskBytes / 1024 ** 3).toFixed(2)} GiB disk leaves ${rootMiB} MiB for the root beside a ${varMiB} MiB /var; at least ${MIN_ROOT / MIB} MiB are needed`);
+  return [...lines, `size=${rootMiB}MiB, type=${ROOT_TYPE}, name="${ROOT_LABEL}"`, `size=${varMiB}MiB, type=${VAR_TYPE}, name="${VAR_LABEL}"`, ""].join("\n");
 }
 
 /**

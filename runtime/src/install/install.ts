@@ -23,6 +23,9 @@ import { ESP_SIZE, minimumDiskBytes, sizeError } from "./disk.ts";
 import { assertNotInUse, inspectTarget, makeFilesystems, partition } from "./block.ts";
 import { missingParticleFiles, treeCheckError } from "./tree-check.ts";
 import { stageInto } from "./stage-hook.ts";
+import { trackedReference } from "../oci/track-as.ts";
+import type { Policy } from "../oci/skopeo.ts";
+import type { ProgressOut } from "../oci/progress.ts";
 import { buildInitramfs, pickKernel } from "./initramfs.ts";
 import { clearStaleInstalls, recordImage, recordLoop, workDirPrefix } from "./stale.ts";
 import { espMountUnit, espMountPoint } from "./esp-mount.ts";
@@ -36,6 +39,19 @@ export const DEFAULT_SIZE = 8 * 1024 ** 3;
 /** What a fresh FAT32 ESP of ESP_SIZE holds, give or take: FATs and reserved sectors take ~1%. */
 const ESP_USABLE = Math.floor(ESP_SIZE * 0.98);
 export const HOST_SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/**
+ * --luks-var and particle.var=luks go together, on a sealed install whose keys can sign the TPM2
+ * policy: a UKI without .pcrsig could never unlock the volume, and one without the karg leaves
+ * the partition unused. Checked before the disk is touched.
+ */
+export function checkLuksVar(o: Pick<InstallOptions, "luksVar" | "kargs" | "sealed">, hasPcrKey: boolean): void {
+  const karg = o.kargs.includes("particle.var=luks");
+  if (karg && o.luksVar === undefined) throw new Error("--karg particle.var=luks needs --luks-var SIZE (the partition it unlocks)");
+  if (o.luksVar === undefined) return;
+  if (o.sealed === undefined) throw new Error("--luks-var needs --sealed KEYDIR: the TPM2 releases the key only to UKIs the owner signed");
+  if (!hasPcrKey) throw new Error(`--luks-var: ${o.sealed} has no tpm2-pcr-private.pem to sign the TPM2 policy with (keys made by an older particle keys create; make new ones)`);
+}
 
 export interface InstallOptions {
   target: string;
@@ -52,6 +68,16 @@ export interface InstallOptions {
   bootloader?: "systemd-boot" | "grub";
   /** Key directory (particle keys create): install sealed, a signed UKI instead of a BLS entry. */
   sealed?: string;
+  /** Bytes for a /var partition that particle-boot encrypts on the first boot of a UKI sealed with
+   *  particle.var=luks (strict mode). Sealed installs only: the TPM2 policy is signed per UKI. */
+  luksVar?: number;
+  /** Image sources: the signature policy skopeo applies (default: the system's policy.json). */
+  policy?: Policy;
+  /** Image sources: the reference the installed system's upgrades follow, when it reaches the image
+   *  by another name than the installer (bootc install's --target-imgref). */
+  targetImgref?: string;
+  /** Image sources: where the fetch progress and the warning of an unverified image go (default: the warning to the log, no progress). */
+  progressOut?: ProgressOut;
   log: (m: string) => void;
 }
 
@@ -76,6 +102,8 @@ async function treeBytes(dir: string): Promise<number> {
 }
 
 export async function install(o: InstallOptions): Promise<InstallResult> {
+  // Staging would refuse it too, but only once the disk is partitioned.
+  const trackAs = o.targetImgref === undefined ? undefined : trackedReference(o.source, o.targetImgref);
   const dir = sourceDir(o.source);
   let format: FormatRequest = o.format;
   if (dir) {
@@ -86,12 +114,13 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   }
   if (o.initramfs && !existsSync(o.initramfs)) throw new Error(`--initramfs ${o.initramfs}: no such file`);
   const keys = o.sealed === undefined ? undefined : sealingKeys(o.sealed, o.bootloader);
+  checkLuksVar(o, keys?.pcrKey !== undefined);
 
   for (const r of await clearStaleInstalls(tmpdir())) o.log(`removed what a killed install left: ${r}`);
   const target = inspectTarget(o.target);
   await assertNotInUse(target);
   const size = target.kind === "block" ? target.size : Math.max(target.size, o.size ?? (target.size ? 0 : DEFAULT_SIZE));
-  const needed = minimumDiskBytes(dir ? await treeBytes(dir) : undefined);
+  const needed = minimumDiskBytes(dir ? await treeBytes(dir) : undefined, o.luksVar ?? 0);
   if (size < needed) throw sizeError(o.target, size, needed);
 
   const created = target.kind === "file" && target.size === 0;
@@ -105,7 +134,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
   try {
     o.log(`partitioning ${o.target} (${(size / 1024 ** 3).toFixed(1)} GiB)`);
     if (target.kind === "file") recordImage(work, o.target);
-    const disk = await partition({ ...target, size }, (loop) => recordLoop(work, loop, o.target));
+    const disk = await partition({ ...target, size }, (loop) => recordLoop(work, loop, o.target), o.luksVar ?? 0);
     undo.push(() => disk.detach());
     checkpoint("install:partitioned");
     const { espUuid, rootUuid } = await makeFilesystems(disk);
@@ -120,7 +149,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     checkpoint("install:root-mounted");
 
     o.log(`staging ${o.source}`);
-    const staged = await stageInto(root, o.source, format, o.version, o.log);
+    const staged = await stageInto(root, { source: o.source, format, version: o.version, policy: o.policy, trackAs, progressOut: o.progressOut, log: o.log });
     checkpoint("install:staged");
     const manifest = readManifests(root).find((m) => m.id === staged.id);
     if (!manifest) throw new Error(`staging reported deployment ${staged.id} but ${root}/particle/deploy has no manifest for it`);

@@ -19,5 +19,10 @@ export function explainCopyFailure(ref: string, transport: string, policy: strin
   }
   if (/[Uu]nknown transport|[Ii]nvalid transport/.test(stderr)) return `image ${ref}: this skopeo has no ${transport} transport`;
   if (/[Ss]ignature/.test(stderr)) return `image ${ref}: reading or storing its signatures failed (not a policy verdict): ${reason}`;
+  // The connection ended inside a blob: the blobs that were complete stay in the layout cache, so
+  // the user should know that trying again costs only the rest.
+  if (/unexpected EOF|connection reset by peer|broken pipe/.test(reason)) {
+    return `fetching image ${ref}: the registry's connection ended in the middle of a download (${reason}); nothing was staged, and the blobs that arrived whole are kept for the next attempt`;
+  }
   return `fetching image ${ref}: ${reason}`;
 }

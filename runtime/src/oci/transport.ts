@@ -32,3 +32,20 @@ export function parseImageRef(spec: string, cwd = process.cwd()): ImageRef | und
   if (PATH_TRANSPORTS.has(t.data) && !isAbsolute(rest)) rest = resolve(cwd, rest);
   return { transport: t.data, ref: `${t.data}:${rest}` };
 }
+
+// distribution's reference grammar (github.com/distribution/reference): [host[:port]/]path[:tag][@digest].
+const HOST_PART = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const HOST = `(?:${HOST_PART}(?:\\.${HOST_PART})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?`;
+const PATH_PART = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const TAG = "\\w[\\w.-]{0,127}";
+const DIGEST = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+const DOCKER_NAME = new RegExp(`^(?:${HOST}/)?${PATH_PART}(?:/${PATH_PART})*(?::${TAG})?(?:@${DIGEST})?$`);
+
+/**
+ * Whether the part after docker:// is a well-formed name. parseImageRef leaves that to skopeo, which
+ * checks a source as it pulls it; a reference that is only recorded (install --target-imgref) is
+ * first pulled by the installed machine's upgrade, too late to say it was mistyped.
+ */
+export function isDockerName(name: string): boolean {
+  return DOCKER_NAME.test(name);
+}

@@ -45,6 +45,8 @@ export async function sealTree(i: SealInput): Promise<SealResult> {
     initrd: readFileSync(i.initrd),
     osRelease: sealedOsRelease(osr ? readFileSync(osr, "utf8") : "", i.version),
     cmdline,
+    // With the owner's PCR 11 key the UKI can unlock a /var enrolled for it (.pcrpkey, .pcrsig).
+    ...(i.keys.pcrKey ? { pcrPrivateKey: readFileSync(i.keys.pcrKey, "utf8") } : {}),
   });
   const work = mkdtempSync(join(tmpdir(), "particle-seal-"));
   try {

@@ -12,11 +12,17 @@ export const OWNER_GUID = "6a8e9c43-2b7d-4d62-9f5e-70617274696c";
 /** Files sealing needs from a key directory. */
 export const SIGNING_FILES = ["db.key", "db.crt"] as const;
 export const AUTH_FILES = KEY_NAMES.map((k) => `${k}.auth`);
+/** The PCR 11 policy key (docs/sealed-boot.md, /var on LUKS): what may read /var, apart from db,
+ *  which decides what may run. The public half is what a machine's LUKS token is enrolled for. */
+export const PCR_PRIVATE = "tpm2-pcr-private.pem";
+export const PCR_PUBLIC = "tpm2-pcr-public.pem";
 
 export interface KeyDir {
   dir: string;
   key: string;
   cert: string;
+  /** PCR_PRIVATE, when the directory has one (made by newer `particle keys create`). */
+  pcrKey?: string;
 }
 
 /** The signing key of `dir`, with a clear error when it is not a key directory. */
@@ -24,7 +30,8 @@ export function signingKey(dir: string): KeyDir {
   for (const f of SIGNING_FILES) {
     if (!existsSync(join(dir, f))) throw new Error(`${dir}: not a key directory (no ${f}; make one with particle keys create ${dir})`);
   }
-  return { dir, key: join(dir, "db.key"), cert: join(dir, "db.crt") };
+  const pcr = join(dir, PCR_PRIVATE);
+  return { dir, key: join(dir, "db.key"), cert: join(dir, "db.crt"), ...(existsSync(pcr) ? { pcrKey: pcr } : {}) };
 }
 
 export async function createKeys(dir: string, commonName: string, log: (m: string) => void): Promise<void> {
@@ -56,4 +63,8 @@ async function makeKeys(dir: string, commonName: string, log: (m: string) => voi
     const s = signer[k]!;
     await run("sign-efi-sig-list", ["-t", "2026-01-01 00:00:00", "-g", OWNER_GUID, "-k", p(`${s}.key`), "-c", p(`${s}.crt`), k, p(`${k}.esl`), p(`${k}.auth`)]);
   }
+  log("creating the PCR 11 policy key");
+  // RSA 2048: what every TPM 2.0 can load to check a PolicyAuthorize signature.
+  await run("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p(PCR_PRIVATE)]);
+  await run("openssl", ["pkey", "-in", p(PCR_PRIVATE), "-pubout", "-out", p(PCR_PUBLIC)]);
 }

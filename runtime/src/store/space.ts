@@ -1,7 +1,7 @@
 // What staging must find free on the sysroot before it writes anything. Only a lower bound can be
 // known up front: a composefs stage adds objects only for content the store lacks, and that is
 // known once each file is hashed. The bound covers what is written whatever the dedup: the
-// metadata image (or, for a full erofs image, every byte of the tree). Running out later is still
+// metadata image (or, for a full erofs image, every byte of the tree that is not a hole the image keeps). Running out later is still
 // caught (ENOSPC) and leaves the store as it was.
 import type { RootFormat } from "../manifest.ts";
 import { checkSpace, type SpaceNeed } from "../deployments/space.ts";

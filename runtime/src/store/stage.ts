@@ -37,6 +37,7 @@ import { Progress, type ProgressOut } from "../oci/progress.ts";
 import type { Policy } from "../oci/skopeo.ts";
 import { INSECURE_WARNING } from "../oci/policy.ts";
 import type { ImageRef } from "../oci/transport.ts";
+import { trackedReference } from "../oci/track-as.ts";
 import { checkpoint } from "../system/die-at.ts";
 import type { FormatRequest } from "../kernel/format-choice.ts";
 import { FORMAT_PREFERENCE } from "../kernel/capabilities.ts";
@@ -63,6 +64,11 @@ export interface StageOptions {
   manifest?: Partial<Pick<Manifest, "source" | "base" | "layered" | "oci">>;
   /** Image sources: the signature policy skopeo applies (default: the system's policy.json). */
   policy?: Policy;
+  /**
+   * Image sources: the reference to record as oci.reference, the one `particle upgrade` follows,
+   * instead of the source's (install --target-imgref). The digests recorded stay the source's.
+   */
+  trackAs?: string;
   /** Image sources: where progress bars or lines go (default: nowhere). */
   progressOut?: ProgressOut;
   /**
@@ -102,6 +108,7 @@ export function initStore(l: StoreLayout, log?: (m: string) => void): void {
 export async function stage(opts: StageOptions): Promise<StageResult> {
   const log = opts.log ?? (() => {});
   const src = parseSource(opts.source);
+  const trackAs = opts.trackAs === undefined ? undefined : trackedReference(opts.source, opts.trackAs);
   // Refused before anything is read: a consumed tree is removed, so only a stage that links its files may take it.
   if (opts.consume && (src.kind !== "dir" || (opts.format !== "composefs" && opts.format !== "auto"))) {
     throw new Error(`--consume: only a dir: source staged as composefs can be consumed (got ${src.kind === "oci" ? "an image" : `${src.kind}:`} source, format ${opts.format})`);
@@ -113,7 +120,7 @@ export async function stage(opts: StageOptions): Promise<StageResult> {
   try {
     if (!opts.lockHeld) cleanTmp(l);
     work = mkdtempSync(join(l.tmp, "stage-"));
-    return await stageLocked(l, opts, work, src, log);
+    return await stageLocked(l, { ...opts, trackAs }, work, src, log);
   } catch (e) {
     throw explainNoSpace(e, opts.sysroot);
   } finally {
@@ -231,7 +238,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   if (opts.consume && format !== "composefs") throw new Error(`--consume: only a tree staged as composefs can be consumed; its kernel boots ${format} (nothing was staged, the tree is untouched)`);
   const scan = scanTree(treeDir);
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
-  const short = precheckStageSpace(format, scan.fileCount, scan.totalBytes, opts.sysroot, diskFree(l.root).free);
+  const short = precheckStageSpace(format, scan.fileCount, scan.storedBytes, opts.sysroot, diskFree(l.root).free);
   if (short) throw short;
   let objectsAdded = 0;
   let bytesAdded = 0;
@@ -324,7 +331,8 @@ async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, im
     totalBytes: t.bytes,
     version: t.version,
     kernel: t.kernel,
-    oci: t.record,
+    // What was pulled, under the name the deployment follows from now on (the same image).
+    oci: opts.trackAs === undefined ? t.record : { ...t.record, reference: opts.trackAs },
   };
 }
 

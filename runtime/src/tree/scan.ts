@@ -5,6 +5,7 @@ import type { Entry, Inode, NodeKind, Xattr } from "./model.ts";
 import { sortEntries, sortXattrs } from "./model.ts";
 import { splitNs } from "./time.ts";
 import { getXattr, listXattrs } from "../system/libc.ts";
+import { SPARSE_MIN_SIZE } from "../erofs/data.ts";
 
 /**
  * What identifies a file's content on disk without reading it (ostree's "devino" key plus times).
@@ -33,6 +34,11 @@ export interface ScanResult {
   files: ScannedFile[];
   fileCount: number;
   totalBytes: number;
+  /**
+   * An upper bound on the file bytes a full erofs image stores: files of SPARSE_MIN_SIZE and up
+   * keep their holes (all-zero chunks), so they count only what the disk has allocated.
+   */
+  storedBytes: number;
 }
 
 const S_IFMT = 0o170000;
@@ -88,11 +94,18 @@ function readXattrs(path: Buffer): Xattr[] {
   return sortXattrs(names.map((name) => ({ name, value: getXattr(path, name) })));
 }
 
+/**
+ * The bytes a full erofs image stores for a file of `size` with `blocks` 512-byte blocks allocated:
+ * at most what the disk holds once the image drops holes, which it looks for from SPARSE_MIN_SIZE up.
+ */
+export const storedBound = (size: number, blocks: number): number => (size < SPARSE_MIN_SIZE ? size : Math.min(size, blocks * 512));
+
 export function scanTree(rootPath: string): ScanResult {
   const files: ScannedFile[] = [];
   const links = new Map<string, Inode>();
   let fileCount = 0;
   let totalBytes = 0;
+  let storedBytes = 0;
 
   const visit = (path: Buffer, st: BigIntStats): Inode => {
     const kind = kindOf(st.mode);
@@ -111,6 +124,7 @@ export function scanTree(rootPath: string): ScanResult {
         files.push({ inode, path, ...statKey(st) });
         fileCount++;
         totalBytes += inode.size;
+        storedBytes += storedBound(inode.size, Number(st.blocks));
         break;
       case "symlink":
         inode.target = readlinkSync(path, { encoding: "buffer" });
@@ -147,5 +161,5 @@ export function scanTree(rootPath: string): ScanResult {
   }
   if (!st.isDirectory()) throw new Error(`source ${rootPath}: not a directory`);
   const root = visit(rootBuf, st);
-  return { root, files, fileCount, totalBytes };
+  return { root, files, fileCount, totalBytes, storedBytes };
 }

@@ -98,11 +98,13 @@ s.on("close", () => process.exit(0));
  * QEMU arguments for a NIC with no way out (restrict=on: no route to the host or the internet, no
  * DNS, no NTP) but REPO_IP:80, forwarded to the repository server on the host's 127.0.0.1:port.
  */
-export function guestNetArgs(work: string, port: number): string[] {
+export function guestNetArgs(work: string, port: number, more: Record<string, number> = {}): string[] {
   const proxy = join(work, "repo-proxy.mjs");
   writeFileSync(proxy, PROXY);
+  // One guestfwd rule per server: guest IP:80 → host 127.0.0.1:port. Nothing else gets out.
+  const rules = Object.entries({ [REPO_IP]: port, ...more }).map(([ip, p]) => `guestfwd=tcp:${ip}:80-cmd:${process.execPath} ${proxy} ${p}`);
   return [
-    "-netdev", `user,id=n0,restrict=on,guestfwd=tcp:${REPO_IP}:80-cmd:${process.execPath} ${proxy} ${port}`,
+    "-netdev", `user,id=n0,restrict=on,${rules.join(",")}`,
     "-device", "virtio-net-pci,netdev=n0",
   ];
 }

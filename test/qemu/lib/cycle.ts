@@ -3,9 +3,9 @@
 // the guest from a second disk, reboot into B, roll back, reboot into A, clean up.
 // Expensive inputs are cached under ~/.cache/particle-os, keyed by what they are built from.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cached, fileHash, hashOf } from "./cache.ts";
+import { cached, cacheRoot, fileHash, hashOf } from "./cache.ts";
 import { makeExt4 } from "./disk.ts";
 import { guestTree, initramfs, REPO, sh, SUITE, type GuestTree, type Suite } from "./guest.ts";
 import { KERNEL_ARGS, type BootResult } from "./qemu.ts";
@@ -50,7 +50,11 @@ export interface CycleInputs {
  * console, no watchdog noise under TCG), and `particle stage` carries them to later entries.
  */
 async function installedDisk(g: GuestTree, initrd: string, log: (m: string) => void): Promise<{ path: string; log: string }> {
-  const key = hashOf(CYCLE_VERSION, g.key, initrd, await fileHash(PARTICLE), DISK_SIZE);
+  // "log": the install's output is kept beside the disk (tests read what install said), so disks
+  // cached before it was kept are built again.
+  const key = hashOf(CYCLE_VERSION, "log", g.key, initrd, await fileHash(PARTICLE), DISK_SIZE);
+  // Named so that the cache's pruning (kindOf) leaves it alone: a few KB beside each disk.
+  const logPath = join(cacheRoot(), `disk-a-${key}.img.log`);
   let out = "(cached)";
   const path = await cached(`disk-a-${key}.img`, async (tmp) => {
     const args = ["install", "--to-disk", tmp, "--source", `dir:${g.dir}`, "--size", DISK_SIZE, "--initramfs", initrd];
@@ -61,8 +65,10 @@ async function installedDisk(g: GuestTree, initrd: string, log: (m: string) => v
     out = `${r.stdout}${r.stderr}`;
     if (r.status !== 0) throw new Error(`particle install failed (${r.status}):\n${out}`);
     log(`${out.trim()}\ninstalled in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    writeFileSync(`${logPath}.tmp`, out);
+    renameSync(`${logPath}.tmp`, logPath);
   });
-  return { path, log: out };
+  return { path, log: existsSync(logPath) ? readFileSync(logPath, "utf8") : out };
 }
 
 /** An update: tree A plus one new file, as an ext4 image the guest mounts read-only and stages from. */

@@ -17,7 +17,7 @@ export type Suite = "trixie" | "bookworm";
 export const MIRROR = "http://deb.debian.org/debian";
 /** zstd inside the tree, or dracut silently falls back to gzip; systemd-boot-efi and dosfstools for
  *  the install-to-disk tests of later issues (cheap now, a second 2-minute build later). */
-export const PACKAGES = [
+const PACKAGES = [
   "linux-image-amd64", "systemd", "systemd-sysv", "dracut", "erofs-utils", "fsverity", "e2fsprogs",
   "udev", "kmod", "zstd", "systemd-boot-efi", "dosfstools", "fdisk", "cpio",
   // binutils: dracut strips ELF files when strip exists (as on Ubuntu, where it is recommended),
@@ -27,6 +27,14 @@ export const PACKAGES = [
   // good and boot counting (the +3 entries of `particle install`) cannot work (issue 4).
   "systemd-boot",
 ];
+/**
+ * Trixie only (the sealed tests' guests): strict sealed mode's /var on LUKS2 unlocked by the TPM
+ * (issue 11). cryptsetup formats it on the first boot, systemd-cryptsetup/-cryptenroll and the
+ * TSS2 libraries (tpm2-tools pulls them, and makes dracut's tpm2-tss module available) unlock it.
+ * bookworm names them differently (no t64, systemd-cryptsetup inside systemd) and needs none.
+ */
+const LUKS_PACKAGES = ["cryptsetup-bin", "systemd-cryptsetup", "tpm2-tools", "libtss2-tcti-device0t64"];
+export const packagesFor = (suite: Suite): string[] => (suite === "trixie" ? [...PACKAGES, ...LUKS_PACKAGES] : PACKAGES);
 /** Bump when the base tree's build steps change. */
 const BASE_VERSION = "2";
 /** Bump when the test additions change. */
@@ -58,10 +66,11 @@ export const CANARY_PATH = "usr/share/particle-test/canary";
 
 /** Base tree of `suite`, straight from mmdebstrap: ~3 min to build, then cached. */
 export async function guestBase(suite: Suite = SUITE): Promise<string> {
-  const key = hashOf(BASE_VERSION, suite, MIRROR, PACKAGES.join(","));
+  const packages = packagesFor(suite);
+  const key = hashOf(BASE_VERSION, suite, MIRROR, packages.join(","));
   return cached(`guest-base-${key}`, async (dir) => {
     sh("mmdebstrap", [
-      "--variant=apt", "--quiet", `--include=${PACKAGES.join(",")}`,
+      "--variant=apt", "--quiet", `--include=${packages.join(",")}`,
       // Empty root password, for logging in on the serial console when debugging.
       `--customize-hook=sed -i 's/^root:[^:]*:/root::/' "$1"/etc/shadow`,
       // The kernel postinst's initramfs is not ours; the .debs (120 MB) would be staged and sealed.

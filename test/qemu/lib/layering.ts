@@ -52,8 +52,13 @@ export interface LayeringInputs {
 }
 
 /** The guest tree plus PREINSTALLED, installed with apt in a chroot from the local repository. */
-async function layeringTree(g: GuestTree, repo: string): Promise<string> {
-  return cached(`tree-layering-${hashOf(LAYERING_VERSION, g.key, repo)}`, async (out) => {
+function layeringTree(g: GuestTree, repo: string): Promise<string> {
+  return treeWithPackages(g, repo, PREINSTALLED(g.kver), `tree-layering-${hashOf(LAYERING_VERSION, g.key, repo)}`);
+}
+
+/** The guest tree plus `packages`, installed with apt in a chroot from the local repository `repo`. */
+export async function treeWithPackages(g: GuestTree, repo: string, packages: readonly string[], cacheName: string, customize: (tree: string) => void = () => {}): Promise<string> {
+  return cached(cacheName, async (out) => {
     sh("cp", ["-a", "--reflink=auto", g.dir, out]);
     const run = join(out, "run");
     const policy = join(out, "usr/sbin/policy-rc.d");
@@ -71,23 +76,32 @@ async function layeringTree(g: GuestTree, repo: string): Promise<string> {
         mkdirSync(join(run, "cache/archives/partial"), { recursive: true });
         const env = { DEBIAN_FRONTEND: "noninteractive", PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
         sh("chroot", [out, ...apt, "update"], { env });
-        sh("chroot", [out, ...apt, "-y", "--no-install-recommends", "install", ...PREINSTALLED(g.kver)], { env });
+        sh("chroot", [out, ...apt, "-y", "--no-install-recommends", "install", ...packages], { env });
       } finally {
         rmSync(policy, { force: true });
         spawnSync("umount", ["-R", run]);
       }
     });
+    customize(out);
   });
 }
 
 /** v1: the tree as one gzip layer; v2: the same layer and one holding V2_MARKER. */
-async function layouts(g: GuestTree, tree: string): Promise<{ dir: string; v1: string; v2: string }> {
-  const dir = await cached(`oci-layering-${hashOf(LAYERING_VERSION, g.key, tree)}`, async (out) => {
+function layouts(g: GuestTree, tree: string): Promise<{ dir: string; v1: string; v2: string }> {
+  return markerLayouts(tree, `oci-layering-${hashOf(LAYERING_VERSION, g.key, tree)}`, V2_MARKER, V2_MARKER_TEXT);
+}
+
+/**
+ * Two OCI layouts (tag `os`) under `<dir>/v1/layout` and `<dir>/v2/layout`: v1 is `tree` as one gzip
+ * layer, v2 the same layer plus one holding `marker`. Their manifest digests in `<dir>/vN/digest`.
+ */
+export async function markerLayouts(tree: string, cacheName: string, marker: string, text: string): Promise<{ dir: string; v1: string; v2: string }> {
+  const dir = await cached(cacheName, async (out) => {
     const base = { tar: tarDir(tree), compression: "gzip" as const };
     const v1 = writeImage(join(out, "v1/layout"), { tag: "os", layers: [base] });
     mkdirSync(join(out, "v2"));
     sh("cp", ["-a", join(out, "v1/layout"), join(out, "v2/layout")]);
-    const v2 = writeImage(join(out, "v2/layout"), { tag: "os", layers: [base, { tar: tarBytes([{ path: V2_MARKER, data: V2_MARKER_TEXT }]), compression: "gzip" }] });
+    const v2 = writeImage(join(out, "v2/layout"), { tag: "os", layers: [base, { tar: tarBytes([{ path: marker, data: text }]), compression: "gzip" }] });
     sh("sh", ["-c", `echo ${v1} >"$1/v1/digest"; echo ${v2} >"$1/v2/digest"`, "sh", out]);
   });
   const read = (v: string) => sh("cat", [join(dir, v, "digest")]).trim();

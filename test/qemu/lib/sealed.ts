@@ -1,8 +1,8 @@
 // Sealed boot (issue 11) in QEMU: OVMF's Secure Boot build with the owner's keys enrolled, a disk
 // from `particle install --sealed`, an update UKI from `particle seal`. Keys, the enrolled variable
 // store, the installed disk and the update are cached, keyed by what they are built from.
-import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cached, fileHash, hashOf } from "./cache.ts";
@@ -15,7 +15,9 @@ import { PARTICLE } from "./cycle.ts";
 export const OVMF_SECBOOT_CODE = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 const EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /** Bump when the keys' recipe or the sealed install changes. */
-const SEALED_VERSION = "1";
+const SEALED_VERSION = "2";
+/** The strict-mode /var partition (`particle install --luks-var`): LUKS2's 16 MiB header and a small ext4. */
+export const LUKS_VAR_SIZE = "256M";
 
 /** `fn` with the ext4 image `img` mounted read-only (loop) at a temporary directory. */
 export function withTreeImage<T>(img: string, fn: (mnt: string) => T): T {
@@ -82,7 +84,7 @@ export async function prepareSealed(log: (m: string) => void = () => {}): Promis
   const installed = await cached(`disk-sealed-${hashOf(base, DISK_SIZE)}.img`, async (tmp) => {
     const t = Date.now();
     const out = particle(["install", "--to-disk", tmp, "--source", `dir:${g.dir}`, "--size", DISK_SIZE, "--initramfs", initrd,
-      "--sealed", keys, "--version", "1", "--json", ...kargs()]);
+      "--sealed", keys, "--luks-var", LUKS_VAR_SIZE, "--version", "1", "--json", ...kargs()]);
     installSeconds = (Date.now() - t) / 1000;
     log(`sealed install: ${out.trim()} in ${installSeconds.toFixed(0)} s`);
   });
@@ -142,8 +144,31 @@ export function machine(s: SealedInputs, vars: string, dir: string): { disk: str
   return { disk, vars: join(dir, "sealed.vars.fd") };
 }
 
-export function bootSealed(m: { disk: string; vars: string }, o: Omit<BootOptions, "disks" | "machineArgs">): Promise<BootResult> {
-  return boot({ ...o, disks: [m.disk], machineArgs: secureFirmwareArgs(m.vars) });
+/**
+ * A TPM 2.0 for the guest: swtpm on a unix socket, its state in `stateDir` (kept across boots, as
+ * a machine's TPM is), attached as QEMU's tpm-tis device. Stopped when `fn` is done.
+ */
+export async function withSwtpm<T>(stateDir: string, fn: (args: string[]) => Promise<T>): Promise<T> {
+  mkdirSync(stateDir, { recursive: true });
+  const sock = join(stateDir, "swtpm.sock");
+  rmSync(sock, { force: true });
+  const p = spawn("swtpm", ["socket", "--tpm2", "--tpmstate", `dir=${stateDir}`, "--ctrl", `type=unixio,path=${sock}`, "--log", `file=${join(stateDir, "swtpm.log")}`], { stdio: "ignore" });
+  try {
+    for (let i = 0; i < 100 && !existsSync(sock); i++) {
+      if (p.exitCode !== null) throw new Error(`swtpm exited (${p.exitCode}); see ${join(stateDir, "swtpm.log")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!existsSync(sock)) throw new Error(`swtpm: no socket ${sock} after 5 s`);
+    return await fn(["-chardev", `socket,id=chrtpm,path=${sock}`, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]);
+  } finally {
+    p.kill("SIGTERM");
+  }
+}
+
+export function bootSealed(m: { disk: string; vars: string }, o: Omit<BootOptions, "disks" | "machineArgs"> & { tpm?: string }): Promise<BootResult> {
+  const { tpm, ...rest } = o;
+  if (tpm === undefined) return boot({ ...rest, disks: [m.disk], machineArgs: secureFirmwareArgs(m.vars) });
+  return withSwtpm(tpm, (args) => boot({ ...rest, disks: [m.disk], machineArgs: [...secureFirmwareArgs(m.vars), ...args] }));
 }
 
 const MTOOLS = { ...process.env, MTOOLS_SKIP_CHECK: "1" };
@@ -176,13 +201,13 @@ export function withDisk<T>(disk: string, fn: (d: { esp: string; root: string })
 }
 
 /** The disk's partition devices (ESP, root), on a loop device detached afterwards. */
-export function withPartitions<T>(disk: string, fn: (p: { esp: string; root: string }) => T): T {
+export function withPartitions<T>(disk: string, fn: (p: { esp: string; root: string; var: string }) => T): T {
   const loop = sh("losetup", ["-P", "--show", "-f", disk]).trim();
   try {
     // As install does: without udev the attach's own partition scan shows no partitions here.
     sh("partx", ["--update", loop]);
-    for (let i = 0; i < 100 && !(existsSync(`${loop}p1`) && existsSync(`${loop}p2`)); i++) spawnSync("sleep", ["0.1"]);
-    return fn({ esp: `${loop}p1`, root: `${loop}p2` });
+    for (let i = 0; i < 100 && !(existsSync(`${loop}p1`) && existsSync(`${loop}p2`) && existsSync(`${loop}p3`)); i++) spawnSync("sleep", ["0.1"]);
+    return fn({ esp: `${loop}p1`, root: `${loop}p2`, var: `${loop}p3` });
   } finally {
     sh("losetup", ["-d", loop]);
   }
