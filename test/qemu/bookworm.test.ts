@@ -2,8 +2,9 @@
 // lowers, so no composefs) is installed with the default --format auto, which must pick a full
 // EROFS image for the tree's own kernel. It boots through OVMF and systemd-boot with the image's
 // digest checked, refuses to stage composefs for that kernel (nothing staged), stages update B
-// (again erofs), boots B, rolls back and boots A. Three boots, on bookworm's dracut 059 and
-// systemd 252; `particle doctor` runs on the real 6.1 kernel.
+// (again erofs), boots B and rolls back. Two boots, on bookworm's dracut 059 and systemd 252;
+// `particle doctor` runs on the real 6.1 kernel. (A third boot, back on A, showed nothing the
+// first did not, and that a rolled-back deployment boots is cycle.test.ts's: ~85 s saved.)
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,19 +47,13 @@ umount /run/tree-b
 particle status --json | j after
 `;
 
-/** Boot 2, on B: its file is there; roll back. */
+/** Boot 2, on B: its file is there; doctor on the blessed B; roll back. */
 const ON_B = `${PRELUDE}
 kv marker-b "$(cat /${B_MARKER})"
 particle status --json | j status
+{ particle doctor --json || true; } | j doctor
 particle rollback
 particle status --json | j after
-`;
-
-/** Boot 3, on A again. */
-const BACK_ON_A = `${PRELUDE}
-[ -e /${B_MARKER} ] && kv marker-b yes || kv marker-b no
-particle status --json | j status
-{ particle doctor --json || true; } | j doctor
 `;
 
 describe("bookworm (kernel 6.1): the erofs fallback, booted, updated, rolled back (issue 14)", () => {
@@ -127,17 +122,10 @@ describe("bookworm (kernel 6.1): the erofs fallback, booted, updated, rolled bac
     expect(b.json.status.status.booted.id).toBe(idB);
     expect(b.json.status.status.rollback.id).toBe(idA);
     expect(b.json.after.spec.defaultDeployment).toBe(idA);
-  }, TEST_TIMEOUT);
-
-  it("boots A again after the rollback", async () => {
-    const a = await boot("bookworm-3-back-on-a", BACK_ON_A);
-    expectErofsRoot(a, idA);
-    expect(a.kv["marker-b"]).toBe("no");
-    const s = a.json.status.status;
-    expect(s.booted.id).toBe(idA);
-    expect(s.rollback.id).toBe(idB);
+    expect(b.json.after.status.staged.id).toBe(idA);
     // Both boots were blessed by systemd-bless-boot (252): no counter left, nothing out of tries.
-    expect(a.json.doctor.findings.find((f: any) => f.check === "boot-counting")).toMatchObject({ severity: "ok" });
-    expect(a.json.doctor.findings.filter((f: any) => f.severity === "error")).toEqual([]);
+    expect(b.json.doctor.booted).toBe(idB);
+    expect(b.json.doctor.findings.find((f: any) => f.check === "boot-counting")).toMatchObject({ severity: "ok" });
+    expect(b.json.doctor.findings.filter((f: any) => f.severity === "error")).toEqual([]);
   }, TEST_TIMEOUT);
 });
