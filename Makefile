@@ -136,6 +136,8 @@ run:
 	  -drive if=pflash,format=raw,unit=1,file=$(DEMO_DISK).vars.fd \
 	  -drive file=$(DEMO_DISK),format=raw,if=virtio
 
+# Every file gets the time of this install, never its checkout's (no cp -a): image/build.sh clamps
+# times newer than the rootfs, so a checkout older than the cached rootfs would give another image.
 install: build
 	install -D -m 0755 dist/particle $(DESTDIR)$(PREFIX)/bin/particle
 	ln -sf particle $(DESTDIR)$(PREFIX)/bin/particle-stage
@@ -158,7 +160,7 @@ install: build
 	install -D -m 0644 health/required-units $(DESTDIR)$(PREFIX)/lib/particle/required-units
 	@if [ -d dracut-module/90particle ] && [ -f dracut-module/90particle/module-setup.sh ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle; \
-	  cp -a dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \
+	  cp -R --preserve=mode dracut-module/90particle/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/90particle/; \
 	fi
 
 clean:
