@@ -27,7 +27,12 @@ export interface IngestBatch {
 export type IngestReply = { n: number; digest: string; tmp?: string; bytes: number } | { n: number; error: string; code?: string };
 
 const BATCH = 64;
-const MIN_FOR_WORKERS = 256;
+/**
+ * Workers pay for themselves only with enough to do: starting two cost more than reading a
+ * re-stage's 600 changed files (19 MB) on this thread. Either bound brings them in.
+ */
+const MIN_FILES_FOR_WORKERS = 2048;
+const MIN_BYTES_FOR_WORKERS = 64 * 2 ** 20;
 /** Temp files are spread over this many directories: one directory of 60k new entries made every create slower. */
 const TMP_FANOUT = 64;
 
@@ -44,7 +49,7 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
   for (let i = 0; i < TMP_FANOUT; i++) mkdirSync(join(tmpDir, i.toString(16)), { recursive: true });
   const Bun = (globalThis as any).Bun;
   const workers = Math.min(availableParallelism(), 8);
-  if (!Bun || files.length < MIN_FOR_WORKERS || workers < 2) {
+  if (!Bun || workers < 2 || !worthWorkers(files)) {
     const l = storeLayout(sysroot);
     files.forEach((f, i) => onDone(i, ingestFile(l, f, tmpFor(tmpDir, i), how)));
     return;
@@ -88,6 +93,13 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
   }).finally(() => {
     for (const w of pool) w.terminate();
   });
+}
+
+function worthWorkers(files: SourceFile[]): boolean {
+  if (files.length >= MIN_FILES_FOR_WORKERS) return true;
+  let bytes = 0;
+  for (const f of files) if ((bytes += f.size) >= MIN_BYTES_FOR_WORKERS) return true;
+  return false;
 }
 
 /** The worker's entry. In the compiled executable it is an embedded module (`bun build --compile

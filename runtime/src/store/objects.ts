@@ -8,7 +8,7 @@
 //     first, the source hashed after; ext4 refuses once and every later file skips the attempt;
 //   - consume (ostree's --consume): the source is hardlinked into tmp/ once hashed, and handed to
 //     root with the store's mode; the caller removes the source tree after the deployment exists.
-import { ftruncateSync, closeSync, fchmodSync, fchownSync, fstatSync, linkSync, openSync, readSync, writeSync, existsSync, mkdirSync, renameSync, unlinkSync, constants } from "node:fs";
+import { ftruncateSync, closeSync, fchmodSync, fchownSync, fstatSync, linkSync, openSync, readSync, readdirSync, writeSync, existsSync, mkdirSync, renameSync, unlinkSync, constants } from "node:fs";
 import { join } from "node:path";
 import { VerityHasher } from "../verity/digest.ts";
 import { cloneFile, copyRange, nextDataRegion, startWriteback } from "../system/libc.ts";
@@ -52,6 +52,27 @@ export function ensureObjectDirs(l: StoreLayout): void {
 
 export function hasObject(l: StoreLayout, digest: string): boolean {
   return existsSync(objectPath(l, digest));
+}
+
+/**
+ * hasObject for many digests at once (a re-stage asks for every file the devino cache knows): the
+ * 256 fan-out directories are listed on the first question, instead of one stat per file (60k
+ * stats took 140-210 ms, the listing 50 ms). Built lazily, so a first stage (no cache, nothing to
+ * ask) holds no listing. Valid while the caller holds the store lock: nothing else removes objects
+ * then, and objects added meanwhile are the caller's own (staged, not yet under objects/).
+ */
+export function objectLookup(l: StoreLayout): (digest: string) => boolean {
+  let have: Set<string> | undefined;
+  return (digest) => {
+    if (!have) {
+      have = new Set();
+      for (const dir of readdirSync(l.objects)) {
+        if (dir.length !== 2) continue;
+        for (const name of readdirSync(join(l.objects, dir))) have.add(dir + name);
+      }
+    }
+    return have.has(digest);
+  };
 }
 
 /** Reads `file`, returns its fs-verity digest, and stages its bytes in `tmpPath` unless the store has them. */

@@ -1,0 +1,70 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DevinoCache } from "../../runtime/src/store/devino.ts";
+import { objectLookup } from "../../runtime/src/store/objects.ts";
+import { storeLayout } from "../../runtime/src/store/layout.ts";
+import type { StatKey } from "../../runtime/src/tree/scan.ts";
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "particle-devino-"));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const key = (ino: number): StatKey => ({ dev: 2049, ino, size: 10, mtimeSec: 1, mtimeNsec: 2, ctimeSec: 3, ctimeNsec: 4 });
+const D1 = "a".repeat(64);
+
+describe("the devino cache, whose entries are checked when looked up", () => {
+  it("gives back what the last stage remembered, and nothing for a changed stamp", () => {
+    const path = join(tmp(), "devino.json");
+    const c = new DevinoCache(path);
+    c.remember(key(1), D1);
+    c.save();
+    const again = new DevinoCache(path);
+    expect(again.lookup(key(1))).toBe(D1);
+    expect(again.lookup({ ...key(1), ctimeNsec: 5 })).toBeUndefined();
+    expect(again.lookup(key(2))).toBeUndefined();
+  });
+
+  it("ignores a bad entry (a digest that is not hex, a value that is not a string) and keeps the good ones", () => {
+    const path = join(tmp(), "devino.json");
+    const stamp = "10:1.2:3.4";
+    writeFileSync(path, JSON.stringify({
+      version: 2,
+      entries: { "2049:1": `${stamp} ${D1}`, "2049:2": `${stamp} ${"g".repeat(64)}`, "2049:3": 42, "2049:4": `${stamp} ${D1.slice(1)}` },
+    }));
+    const c = new DevinoCache(path);
+    expect(c.lookup(key(1))).toBe(D1);
+    expect(c.lookup(key(2))).toBeUndefined();
+    expect(c.lookup(key(3))).toBeUndefined();
+    expect(c.lookup(key(4))).toBeUndefined();
+  });
+
+  it("starts empty from a damaged file or another version, without failing", () => {
+    for (const text of ["{not json", JSON.stringify({ version: 1, entries: {} }), JSON.stringify({ version: 2, entries: [] })]) {
+      const path = join(tmp(), "devino.json");
+      writeFileSync(path, text);
+      expect(new DevinoCache(path).lookup(key(1))).toBeUndefined();
+    }
+  });
+});
+
+describe("objectLookup, one listing of the object store for many questions", () => {
+  it("says which digests the store has, as hasObject does", () => {
+    const l = storeLayout(tmp());
+    mkdirSync(join(l.objects, "ab"), { recursive: true });
+    mkdirSync(join(l.objects, "cd"), { recursive: true });
+    const have = `ab${"0".repeat(62)}`;
+    writeFileSync(join(l.objects, "ab", have.slice(2)), "x");
+    const stored = objectLookup(l);
+    expect(stored(have)).toBe(true);
+    expect(stored(`cd${"0".repeat(62)}`)).toBe(false);
+    expect(stored(`ef${"0".repeat(62)}`)).toBe(false);
+  });
+});
