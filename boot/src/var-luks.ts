@@ -8,7 +8,7 @@
 // the TPM have no syscall interface, and cryptsetup is what reads the header every later boot.
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { nodeCrypto } from "../../runtime/src/system/node-crypto.ts";
 import { join } from "node:path";
 import { VAR_LABEL } from "../../runtime/src/install/disk.ts";
 import { mount } from "../../runtime/src/system/libc.ts";
@@ -60,7 +60,7 @@ function provision(dev: string, ws: string): void {
   }
   // The one-time key lives only in the workspace tmpfs and is wiped from the header below.
   const key = join(ws, "var-luks.key");
-  writeFileSync(key, randomBytes(64), { mode: 0o600 });
+  writeFileSync(key, nodeCrypto().randomBytes(64), { mode: 0o600 });
   try {
     // PBKDF2 at its minimum: the key is 512 random bits and lives for seconds.
     run("cryptsetup", ["luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",

@@ -3,7 +3,7 @@
 // Deployments with the same kernel share one copy; the ESP is small (hundreds of MiB) and a
 // no-hostonly initramfs alone is tens of MiB. Files are copied to a dot-named temp file (which
 // systemd-boot ignores), fsynced, then renamed, so a name under particle/ is always complete.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
 import { fsyncDir, renameAtomic } from "../system/atomic.ts";
@@ -23,7 +23,7 @@ export function digestOfEntryPath(p: string): string | undefined {
 }
 
 export function sha256OfFile(path: string): string {
-  const h = createHash("sha256");
+  const h = nodeCrypto().createHash("sha256");
   const fd = openSync(path, constants.O_RDONLY);
   try {
     const buf = Buffer.alloc(1 << 20);

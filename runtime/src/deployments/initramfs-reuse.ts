@@ -6,7 +6,8 @@
 // systemd units and udev rules it copies — compared by path, type, mode, size, mtime and link
 // target, which staging preserves in the image. Anything else (a rebuilt library, a new module)
 // gives a different key, and dracut runs as before.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
+import type { Hash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
@@ -19,7 +20,7 @@ export function initramfsInputPaths(kver: string): string[] {
   ];
 }
 
-function walk(root: string, rel: string, h: ReturnType<typeof createHash>): void {
+function walk(root: string, rel: string, h: Hash): void {
   const p = join(root, rel);
   let st;
   try { st = lstatSync(p, { bigint: true }); } catch { h.update(`${rel}\0-\n`); return; }
@@ -34,7 +35,7 @@ function walk(root: string, rel: string, h: ReturnType<typeof createHash>): void
 
 /** A digest of everything in `tree` that dracut reads for kernel `kver` (kernel bytes included). */
 export function initramfsInputsKey(tree: string, kver: string, kernelPath: string): string {
-  const h = createHash("sha256");
+  const h = nodeCrypto().createHash("sha256");
   h.update(`kver ${kver}\n`);
   h.update(readFileSync(kernelPath));
   for (const rel of initramfsInputPaths(kver)) walk(tree, rel, h);

@@ -1,7 +1,7 @@
 // Streams bytes into a content-addressed blob of an OCI layout (blobs/sha256/<hex>): written to a
 // temp file, fsynced, renamed to its digest. gzip as zlib writes it has a fixed header (no name,
 // mtime 0), so the same input and zlib give the same blob.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { closeSync, createWriteStream, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -41,8 +41,8 @@ function tmpPath(layout: string): string {
 
 export async function writeLayerBlob(layout: string, tar: Iterable<Buffer>): Promise<WrittenLayer> {
   const tmp = tmpPath(layout);
-  const raw = createHash("sha256");
-  const packed = createHash("sha256");
+  const raw = nodeCrypto().createHash("sha256");
+  const packed = nodeCrypto().createHash("sha256");
   let size = 0;
   const count = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -66,6 +66,6 @@ export function writeJsonBlob(layout: string, text: string): WrittenBlob {
   const data = Buffer.from(text);
   const tmp = tmpPath(layout);
   writeFileSync(tmp, data);
-  const hex = createHash("sha256").update(data).digest("hex");
+  const hex = nodeCrypto().createHash("sha256").update(data).digest("hex");
   return { digest: finish(layout, tmp, hex), size: data.length };
 }

@@ -1,7 +1,7 @@
 // Which layer each file of a tree goes in, split along dpkg packages (the idea of rpm-ostree's
 // build-chunked-oci and chunkah): an update that changes one package then changes one layer, and a
 // machine downloads that layer only. Pure: package file lists and sizes in, a plan out.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 
 export interface PackageFiles {
   name: string;
@@ -30,7 +30,7 @@ function unownedLayer(rel: string): string {
  *  growing or shrinking never moves the others. */
 export const BIN_LAYERS = 16;
 
-const binOf = (name: string, bins: number): number => createHash("sha256").update(name).digest().readUInt32BE(0) % bins;
+const binOf = (name: string, bins: number): number => nodeCrypto().createHash("sha256").update(name).digest().readUInt32BE(0) % bins;
 
 /**
  * `files` maps each non-directory path of the tree to its size. The biggest packages get a layer

@@ -1,7 +1,7 @@
 // Digests computed in userspace, for images on filesystems without fs-verity (and squashfs).
 // Its own module so that verity.ts can load it on first use (see there).
 import { closeSync, openSync, readSync, constants } from "node:fs";
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { VerityHasher } from "../verity/digest.ts";
 
 const CHUNK = 1 << 20;
@@ -24,7 +24,7 @@ export function userspaceVerityDigest(path: string): string {
 }
 
 export function sha256File(path: string): string {
-  const h = createHash("sha256");
+  const h = nodeCrypto().createHash("sha256");
   readChunks(path, (b) => h.update(b));
   return h.digest("hex");
 }

@@ -55,8 +55,9 @@ export interface Digests {
   sha256File(path: string): string;
 }
 
-// Loaded on first use: node:crypto alone costs ~4 ms of CPU at start-up on the host (far more
-// under QEMU TCG), and particle-boot needs it only when the kernel cannot measure the image.
+// Loaded on first use: every module run at start-up costs particle-boot time (far more under QEMU
+// TCG), and it needs this one only when the kernel cannot measure the image. (node:crypto, which
+// it uses, is loaded on first call anyway: system/node-crypto.ts.)
 // Bun bundles the require() and runs the module when first called; unit tests on Node cannot
 // require() TypeScript and pass the module in instead.
 const loadDigests = (): Digests => require("./userspace-digest.ts") as Digests;

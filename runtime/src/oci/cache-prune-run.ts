@@ -2,7 +2,7 @@
 // atomically before any blob goes, so a kill in between leaves tags that name only present blobs.
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { ImageIndex, ImageManifest, parseJson } from "./schema.ts";
 import { planCachePrune, type CachePrunePlan } from "./cache-prune.ts";
 import { layerCacheDir, ociCacheDir } from "./cache-dirs.ts";
@@ -28,7 +28,7 @@ export function readCachePrune(l: StoreLayout, keepManifests: ReadonlySet<string
     try {
       const buf = readFileSync(p);
       // A damaged manifest is not kept: its tag goes, and the next staging fetches it again.
-      if (`sha256:${createHash("sha256").update(buf).digest("hex")}` !== d.digest) continue;
+      if (`sha256:${nodeCrypto().createHash("sha256").update(buf).digest("hex")}` !== d.digest) continue;
       manifests.set(d.digest, parseJson(ImageManifest, buf.toString("utf8"), p));
     } catch { /* missing or not a manifest: not kept */ }
   }

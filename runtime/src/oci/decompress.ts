@@ -2,7 +2,7 @@
 // read, decompressed on the way. gzip through node's zlib; zstd through the zstd program, since
 // Node has no zstd decoder (and one code path for Bun and Node keeps the tests honest).
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import type { Readable } from "node:stream";
@@ -22,7 +22,7 @@ export interface BlobStream {
 /** Streams `path` decompressed; `onRead(n)` counts compressed bytes as they are read (progress). */
 export function openBlob(path: string, digest: string, compression: Compression, onRead: (n: number) => void): BlobStream {
   const src = createReadStream(path, { highWaterMark: READ_CHUNK });
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   let read = 0;
   const verified = new Promise<void>((resolve, reject) => {
     src.on("data", (c) => { hash.update(c as Buffer); read += c.length; onRead(c.length); });
@@ -73,7 +73,7 @@ async function* wrapErrors(s: Readable, what: string): AsyncIterable<Uint8Array>
 
 /** sha256 of a whole file, for the error path: tells a corrupted blob from a bad decoder. */
 export async function blobMatches(path: string, digest: string): Promise<boolean> {
-  const h = createHash("sha256");
+  const h = nodeCrypto().createHash("sha256");
   for await (const c of createReadStream(path, { highWaterMark: READ_CHUNK })) h.update(c as Buffer);
   return `sha256:${h.digest("hex")}` === digest;
 }

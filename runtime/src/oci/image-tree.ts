@@ -1,7 +1,7 @@
 // An OCI image → the in-memory tree of its merged layers, with every file's content in the object
 // store's staging area. The order: ask the source for its digest, copy the image into the layout
 // cache (skopeo, signature policy applied), read index/manifest/config, then stream each layer.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Inode } from "../tree/model.ts";
@@ -39,7 +39,7 @@ export interface OciTree {
 
 
 /** One tag per reference: staging the same reference again replaces the tag, the blobs stay. */
-export const cacheTag = (ref: string): string => `ref-${createHash("sha256").update(ref).digest("hex").slice(0, 32)}`;
+export const cacheTag = (ref: string): string => `ref-${nodeCrypto().createHash("sha256").update(ref).digest("hex").slice(0, 32)}`;
 
 export async function buildOciTree(l: StoreLayout, img: ImageRef, work: string, policy: Policy, progress: Progress, log: (m: string) => void): Promise<OciTree> {
   const cache = ociCacheDir(l);

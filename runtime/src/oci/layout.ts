@@ -1,6 +1,6 @@
 // Reading an image out of an OCI layout directory: index.json → manifest → config, each blob
 // checked against its digest before it is parsed, so a corrupted cache is refused by name.
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Descriptor, ImageConfig, ImageIndex, ImageManifest, layerCompression, MEDIA, parseJson, type Compression } from "./schema.ts";
@@ -32,7 +32,7 @@ function readBlob(layout: string, d: Descriptor, what: string): string {
   } catch (e) {
     throw new Error(`${where}: cannot read blob: ${(e as Error).message}`);
   }
-  const got = `sha256:${createHash("sha256").update(buf).digest("hex")}`;
+  const got = `sha256:${nodeCrypto().createHash("sha256").update(buf).digest("hex")}`;
   if (got !== d.digest) throw new Error(`${where}: blob is corrupted (its content hashes to ${got})`);
   return buf.toString("utf8");
 }

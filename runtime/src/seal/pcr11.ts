@@ -2,7 +2,8 @@
 // for it (the UKI's .pcrsig). Pure: the same recipe systemd-stub follows at boot and
 // systemd-measure follows at build time, so `particle seal` needs neither systemd-measure (its
 // `sign` wants a TPM even to compute a digest on bookworm) nor a TPM on the build host.
-import { createHash, createPublicKey, sign, type KeyObject } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
+import type { KeyObject } from "node:crypto";
 
 /** The stub's measuring order (systemd's unified_sections), not the file's order. .pcrsig is left
  *  out: it cannot hold a signature over itself. */
@@ -10,7 +11,7 @@ export const MEASURED_SECTIONS = [".linux", ".osrel", ".cmdline", ".initrd", ".u
 /** What systemd-pcrphase extends in the initramfs before anything else can read PCR 11. */
 export const ENTER_INITRD = ["enter-initrd"] as const;
 
-const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest();
+const sha256 = (b: Buffer | string) => nodeCrypto().createHash("sha256").update(b).digest();
 /** TPM2_PCR_Extend in the SHA-256 bank. */
 export const extend = (pcr: Buffer, data: Buffer | string) => sha256(Buffer.concat([pcr, sha256(data)]));
 
@@ -71,7 +72,7 @@ export interface PcrSignature {
 /** The .pcrsig JSON for one policy, in systemd-measure's layout. The TPM checks the signature in
  *  PolicyAuthorize over sha256(policy digest ‖ empty policyRef). */
 export function pcrSignature(policy: Buffer, privateKeyPem: string, pcr = 11): { sha256: PcrSignature[] } {
-  const pub: KeyObject = createPublicKey(privateKeyPem);
+  const pub: KeyObject = nodeCrypto().createPublicKey(privateKeyPem);
   if (pub.asymmetricKeyType !== "rsa") throw new Error(`PCR 11 signing key: ${pub.asymmetricKeyType} key; only RSA is supported (what systemd-measure makes by default)`);
   return {
     sha256: [{
@@ -80,7 +81,7 @@ export function pcrSignature(policy: Buffer, privateKeyPem: string, pcr = 11): {
       // the SubjectPublicKeyInfo; with any other, systemd finds no signature for the key.
       pkfp: sha256(pub.export({ type: "pkcs1", format: "der" })).toString("hex"),
       pol: policy.toString("hex"),
-      sig: sign("sha256", policy, privateKeyPem).toString("base64"),
+      sig: nodeCrypto().sign("sha256", policy, privateKeyPem).toString("base64"),
     }],
   };
 }

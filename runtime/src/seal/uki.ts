@@ -2,7 +2,7 @@
 // line as PE sections (pe.ts), then signed with the owner's db key by sbsign. The stub measures
 // and uses the embedded command line, and under Secure Boot ignores one passed by the loader: the
 // signature covers every byte of the command line, and with it particle.image.
-import { createPublicKey } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { addSections, peSections, readSection } from "../uki/pe.ts";
 import { run } from "../system/exec.ts";
 import type { KeyDir } from "./keys.ts";
@@ -48,7 +48,7 @@ function stubMeasured(stub: Buffer): Section[] {
 
 function publicPem(privateKeyPem: string): Buffer {
   try {
-    return Buffer.from(createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }) as string);
+    return Buffer.from(nodeCrypto().createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }) as string);
   } catch (e) {
     throw new Error(`PCR 11 signing key: not a PEM private key (${(e as Error).message})`);
   }

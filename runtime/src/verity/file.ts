@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync } from "node:fs";
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../system/node-crypto.ts";
 import { VerityHasher } from "./digest.ts";
 
 const CHUNK = 1 << 20;
@@ -13,7 +13,7 @@ export function digestFile(path: string | Buffer): string {
 
 /** Plain SHA-256 of a file (squashfs images, whose filesystem may lack fs-verity). */
 export function sha256File(path: string | Buffer): string {
-  const h = createHash("sha256");
+  const h = nodeCrypto().createHash("sha256");
   readChunks(path, (c) => h.update(c));
   return h.digest("hex");
 }
