@@ -317,10 +317,10 @@ async function prepareImage(l: StoreLayout, opts: StageOptions, work: string, im
   const view = inodeView(t.root, (d) => t.sink.pathOf(d, (x) => objectPath(l, x)));
   const format = resolveFormat(opts.format, view, t.kernel, IMAGE_FORMATS, log);
   if (format === "erofs") {
-    for (const inode of fileInodes(t.root)) {
+    fileInodesOf(t.root, (inode) => {
       const d = inode.data as { kind: "object"; digest: string };
       if (inode.size > 0) inode.data = { kind: "path", path: Buffer.from(t.sink.pathOf(d.digest, (x) => objectPath(l, x))) };
-    }
+    });
   }
   return {
     format,
@@ -355,11 +355,6 @@ function removeConsumed(tree: string, log: (m: string) => void): void {
   }
 }
 
-function fileInodes(root: Inode): Inode[] {
-  const out: Inode[] = [];
-  fileInodesOf(root, (inode) => out.push(inode));
-  return out;
-}
 
 /**
  * particle-boot mounts /etc and /var and keeps the physical root at /sysroot inside the read-only
