@@ -7,7 +7,7 @@ import { ErofsImage } from "../../runtime/src/erofs/reader.ts";
 import { dir, file, special, symlink, xattr } from "../../runtime/src/erofs/sample.ts";
 import { writeErofs } from "../../runtime/src/erofs/writer.ts";
 import { objectRelPath } from "../../runtime/src/store/layout.ts";
-import type { Inode } from "../../runtime/src/tree/model.ts";
+import { NO_XATTRS, type Inode } from "../../runtime/src/tree/model.ts";
 
 const D1 = "ab" + "cd".repeat(31);
 const D2 = "0123456789abcdef".repeat(4);
@@ -113,6 +113,22 @@ describe("composefs encoding", () => {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it("in place, leaves the shared empty xattr list (what the scanner gives inodes without xattrs) empty", () => {
+    const bare = (i: Inode): Inode => Object.assign(i, { xattrs: NO_XATTRS });
+    const root = bare(dir([
+      ["d", bare(dir([["wh", bare(special("chr", 0, 0))], ["f", bare(obj(D1, 3))]]))],
+      ["e", bare(obj(D2, 0))],
+    ]));
+    const out = composefsTree(root, { inPlace: true });
+    expect(NO_XATTRS).toHaveLength(0);
+    expect(Object.isFrozen(NO_XATTRS)).toBe(true);
+    const d = child(out, "d");
+    expect(d.xattrs.map((x) => x.name.toString())).toContain("trusted.overlay.overlay.opaque");
+    expect(child(d, "f").xattrs.map((x) => x.name.toString())).toEqual(["trusted.overlay.metacopy", "trusted.overlay.redirect"]);
+    expect(child(d, "wh").xattrs.map((x) => x.name.toString())).toContain("trusted.overlay.overlay.whiteout");
+    expect(child(out, "e").xattrs).toBe(NO_XATTRS);
   });
 
   it("refuses non-empty files without an object digest", () => {

@@ -32,6 +32,20 @@ describe("the devino cache, whose entries are checked when looked up", () => {
     expect(again.lookup(key(2))).toBeUndefined();
   });
 
+  it("keeps every file of a large stage (its table grows) and forgets the stage before", () => {
+    const path = join(tmp(), "devino.json");
+    const first = new DevinoCache(path);
+    first.remember(key(1), D1);
+    first.save();
+    const c = new DevinoCache(path);
+    const digest = (i: number) => i.toString(16).padStart(64, "0");
+    for (let i = 2; i < 3002; i++) c.remember({ ...key(i), size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 }, digest(i));
+    c.save();
+    const again = new DevinoCache(path);
+    for (const i of [2, 1025, 3001]) expect(again.lookup({ ...key(i), size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 })).toBe(digest(i));
+    expect(again.lookup(key(1))).toBeUndefined();
+  });
+
   it("ignores a bad entry (a digest that is not hex, a value that is not a string) and keeps the good ones", () => {
     const path = join(tmp(), "devino.json");
     const stamp = "10:1.2:3.4";

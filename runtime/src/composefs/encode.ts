@@ -6,7 +6,7 @@
 //   - overlay whiteouts (0:0 character devices) would be interpreted and vanish, so, as mkcomposefs
 //     does, they become empty regular files marked as escaped "xwhiteouts" (file: whiteout; parent
 //     directory: whiteouts + opaque=x), both for trusted and userxattr overlays stacked on top.
-import type { Entry, Inode, Xattr } from "../tree/model.ts";
+import { NO_XATTRS, type Entry, type Inode, type Xattr } from "../tree/model.ts";
 
 const TRUSTED_OVERLAY = Buffer.from("trusted.overlay.");
 const ESCAPED_PREFIX = Buffer.from("trusted.overlay.overlay.");
@@ -72,7 +72,7 @@ export function composefsTree(root: Inode, opts: { inPlace?: boolean } = {}): In
   const convert = (src: Inode): Inode => {
     const seen = done.get(src);
     if (seen) return seen;
-    const xattrs = src.xattrs.length === 0 ? [] : src.xattrs.map((x) => ({ name: escapeXattrName(x.name), value: x.value }));
+    const xattrs = src.xattrs.length === 0 ? NO_XATTRS : src.xattrs.map((x) => ({ name: escapeXattrName(x.name), value: x.value }));
     const out: Inode = opts.inPlace ? Object.assign(src, { xattrs }) : { ...src, xattrs };
     const entriesIn = src.entries;
     done.set(src, out);
@@ -96,8 +96,10 @@ export function composefsTree(root: Inode, opts: { inPlace?: boolean } = {}): In
     if (src.kind === "dir") {
       // Whiteouts are told apart before their conversion (in place, they become files).
       const whiteouts = (entriesIn ?? []).some((e) => isWhiteout(e.inode));
-      const entries: Entry[] = (entriesIn ?? []).map((e) => ({ name: e.name, inode: convert(e.inode) }));
-      out.entries = entries;
+      // In place the entries are converted where they are: a new Entry per name was garbage at the
+      // image phase's peak.
+      if (opts.inPlace) for (const e of entriesIn ?? []) convert(e.inode);
+      else out.entries = (entriesIn ?? []).map((e): Entry => ({ name: e.name, inode: convert(e.inode) }));
       if (whiteouts) out.xattrs = withXattrs(out.xattrs, WHITEOUT_DIR_XATTRS);
     }
     return out;

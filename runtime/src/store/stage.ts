@@ -294,7 +294,11 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
         bytesAdded += got.bytes;
       }
     });
-    log(`[${at()}] read ${todo.length} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
+    const read = todo.length;
+    // Emptied here: a heap census found the job records (60k path buffers and stat keys) still
+    // alive through the image phase after this function had returned (issue 13).
+    todo.length = 0;
+    log(`[${at()}] read ${read} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
   // No collection here: the writer collects before it allocates the image (erofs/writer.ts), and
   // one here did not lower a first stage's peak (310 MB with or without it, 60k files) while it

@@ -2,7 +2,7 @@
 // throughout) so non-UTF-8 names survive. Hardlinks become one shared Inode.
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import type { Entry, Inode, NodeKind, Xattr } from "./model.ts";
-import { sortEntries, sortXattrs } from "./model.ts";
+import { NO_XATTRS, sortEntries, sortXattrs } from "./model.ts";
 import { splitNs } from "./time.ts";
 import { getXattr, listXattrs } from "../system/libc.ts";
 import { SPARSE_MIN_SIZE } from "../erofs/data.ts";
@@ -89,7 +89,7 @@ export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]):
 
 function readXattrs(path: Buffer): Xattr[] {
   const names = listXattrs(path);
-  if (names.length === 0) return [];
+  if (names.length === 0) return NO_XATTRS;
   // POSIX ACLs are stored as system.* xattrs; they are carried like any other xattr.
   return sortXattrs(names.map((name) => ({ name, value: getXattr(path, name) })));
 }
