@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DevinoCache } from "../../runtime/src/store/devino.ts";
 import { objectLookup } from "../../runtime/src/store/objects.ts";
 import { storeLayout } from "../../runtime/src/store/layout.ts";
-import type { StatKey } from "../../runtime/src/tree/scan.ts";
+import { devinoOf, stampOf, type StatKey } from "../../runtime/src/tree/scan.ts";
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -44,6 +44,20 @@ describe("the devino cache, whose entries are checked when looked up", () => {
     const again = new DevinoCache(path);
     for (const i of [2, 1025, 3001]) expect(again.lookup({ ...key(i), size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 })).toBe(digest(i));
     expect(again.lookup(key(1))).toBeUndefined();
+  });
+
+  it("writes each entry as devino → \"stamp digest\", negative times included", () => {
+    const path = join(tmp(), "devino.json");
+    const c = new DevinoCache(path);
+    const k = { dev: 66306, ino: 2 ** 40 + 7, size: 0, mtimeSec: -86_400, mtimeNsec: 0, ctimeSec: 1_700_000_000, ctimeNsec: 999_999_999 };
+    c.remember(k, D1);
+    c.remember(key(9), D1);
+    c.save();
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({
+      version: 2,
+      entries: { [devinoOf(k)]: `${stampOf(k)} ${D1}`, [devinoOf(key(9))]: `${stampOf(key(9))} ${D1}` },
+    });
+    expect(new DevinoCache(path).lookup(k)).toBe(D1);
   });
 
   it("ignores a bad entry (a digest that is not hex, a value that is not a string) and keeps the good ones", () => {

@@ -230,6 +230,19 @@ describe("erofs writer", () => {
     }
   });
 
+  it("tells repeated from unique xattrs among thousands (the hash counts grow past their first table)", async () => {
+    // 6,000 distinct values, then a second inode for every 7th of them: only those are shared.
+    const entries: [string, Inode][] = [];
+    const value = (i: number) => `v${i}-${"x".repeat(40)}`;
+    for (let i = 0; i < 6000; i++) entries.push([`f${String(i).padStart(5, "0")}`, file(Buffer.alloc(0), { xattrs: [xattr("user.v", value(i))] })]);
+    for (let i = 0; i < 6000; i += 7) entries.push([`g${String(i).padStart(5, "0")}`, file(Buffer.alloc(0), { xattrs: [xattr("user.v", value(i))] })]);
+    const { img } = await build(dir(entries));
+    for (const i of [0, 1, 6, 7, 2048, 4095, 5999]) {
+      const xs = img.xattrs(img.lookup(`f${String(i).padStart(5, "0")}`));
+      expect(xs.map((x) => [x.value.toString(), x.shared])).toEqual([[value(i), i % 7 === 0]]);
+    }
+  });
+
   it("inlines small directories and symlinks next to their inode", async () => {
     const { bytes, img } = await build(dir([["d", dir([["x", file(Buffer.alloc(0))]])], ["l", symlink("target")]]));
     expect(img.lookup("d").layout).toBe(2);

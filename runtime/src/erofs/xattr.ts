@@ -108,19 +108,67 @@ const entryKey = (e: XattrEntry): string => encodeXattrEntry(e.x).toString("lati
  * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries).
  * Use: hash() every inode, then count() every inode, seal(), then split() each inode.
  */
+/**
+ * How often each 32-bit entry hash was seen, saturating at 2: open addressing over typed arrays. A
+ * Map of 121k numbers (two xattrs per file of a 60k-file composefs tree) cost ~10 MB with its
+ * rehashing garbage, at the image phase's memory peak (issue 13); this costs ~1.3 MB.
+ */
+class HashCounts {
+  private keys = new Int32Array(1 << 12);
+  private counts = new Uint8Array(1 << 12);
+  private used = 0;
+
+  private slot(h: number): number {
+    const mask = this.keys.length - 1;
+    let i = Math.imul(h, 0x9e3779b1) >>> 0 & mask;
+    while (this.counts[i] !== 0 && this.keys[i] !== h) i = (i + 1) & mask;
+    return i;
+  }
+
+  add(h: number): void {
+    let i = this.slot(h);
+    if (this.counts[i] === 0) {
+      if (2 * (this.used + 1) > this.keys.length) {
+        this.grow();
+        i = this.slot(h);
+      }
+      this.keys[i] = h;
+      this.used++;
+    }
+    if (this.counts[i]! < 2) this.counts[i]!++;
+  }
+
+  /** Seen at least twice. */
+  repeated(h: number): boolean {
+    return this.counts[this.slot(h)] === 2;
+  }
+
+  private grow(): void {
+    const { keys, counts } = this;
+    this.keys = new Int32Array(keys.length * 2);
+    this.counts = new Uint8Array(keys.length * 2);
+    for (let i = 0; i < keys.length; i++) {
+      if (counts[i] === 0) continue;
+      const j = this.slot(keys[i]!);
+      this.keys[j] = keys[i]!;
+      this.counts[j] = counts[i]!;
+    }
+  }
+}
+
 export class SharedXattrTable {
-  private hashCounts = new Map<number, number>();
+  private hashCounts = new HashCounts();
   private counts = new Map<string, { bytes: Buffer; count: number }>();
   private ids = new Map<string, number>();
   /** The area image, starting at a block boundary (xattr_blkaddr). */
   area: Buffer = Buffer.alloc(0);
 
   hash(xs: readonly XattrEntry[]): void {
-    for (const e of xs) this.hashCounts.set(e.hash, (this.hashCounts.get(e.hash) ?? 0) + 1);
+    for (const e of xs) this.hashCounts.add(e.hash);
   }
 
   private repeated(e: XattrEntry): boolean {
-    return this.hashCounts.get(e.hash)! >= 2;
+    return this.hashCounts.repeated(e.hash);
   }
 
   count(xs: readonly XattrEntry[]): void {
@@ -158,14 +206,22 @@ export class SharedXattrTable {
   /** Splits an inode's xattrs into shared ids and inline entries. */
   split(xs: XattrEntry[]): { shared: number[]; inline: XattrEntry[] } {
     if (this.ids.size === 0) return { shared: NONE, inline: xs };
-    const shared: number[] = [];
-    const inline: XattrEntry[] = [];
-    for (const e of xs) {
+    // Most inodes share nothing (a composefs file's redirect is unique to its content): they keep
+    // their list, and no arrays are made for them.
+    let shared = NONE;
+    let inline: XattrEntry[] | undefined;
+    for (let i = 0; i < xs.length; i++) {
+      const e = xs[i]!;
       const id = this.repeated(e) ? this.ids.get(entryKey(e)) : undefined;
-      if (id !== undefined && shared.length < MAX_SHARED_PER_INODE) shared.push(id);
-      else inline.push(e);
+      if (id !== undefined && shared.length < MAX_SHARED_PER_INODE) {
+        if (shared === NONE) {
+          shared = [];
+          inline = xs.slice(0, i);
+        }
+        shared.push(id);
+      } else inline?.push(e);
     }
-    return { shared, inline };
+    return { shared, inline: inline ?? xs };
   }
 }
 

@@ -72,13 +72,56 @@ export class DevinoCache {
   /** Keeps only the files of the latest stage, so the cache does not grow without bound. */
   save(): void {
     this.entries = new Map();
-    // Keys and values are digits, ':', '.', ' ' and hex: nothing to escape, and no 60k-key object to build.
-    const body: string[] = [];
+    writeFileAtomic(this.path, this.render());
+  }
+
+  /**
+   * The cache file: keys and values are digits, '-', ':', '.', ' ' and hex, so nothing needs
+   * escaping. Written byte by byte into one buffer: a string per entry (a template literal is ~15
+   * strings in JSC before it is flattened) made the save the last peak of a stage's memory, +45 MB
+   * of garbage for 60k files (issue 13). Same text as `"${devinoOf(k)}":"${stampOf(k)} ${digest}"`.
+   */
+  private render(): Buffer {
+    const n = this.digests.length;
+    let out = Buffer.allocUnsafe(64 + n * 160);
+    let len = 0;
+    const byte = (c: number) => {
+      if (len === out.length) {
+        const grown = Buffer.allocUnsafe(2 * out.length);
+        out.copy(grown);
+        out = grown;
+      }
+      out[len++] = c;
+    };
+    const text = (s: string) => {
+      for (let i = 0; i < s.length; i++) byte(s.charCodeAt(i));
+    };
+    const digits = new Uint8Array(24);
+    const int = (v: number) => {
+      if (!Number.isSafeInteger(v)) return text(String(v));
+      if (v < 0) byte(0x2d);
+      let a = Math.abs(v);
+      let d = 0;
+      do {
+        digits[d++] = 0x30 + (a % 10);
+        a = Math.floor(a / 10);
+      } while (a > 0);
+      while (d > 0) byte(digits[--d]!);
+    };
     const f = this.keys;
-    for (let i = 0; i < this.digests.length; i++) {
-      const k: StatKey = { dev: f[7 * i]!, ino: f[7 * i + 1]!, size: f[7 * i + 2]!, mtimeSec: f[7 * i + 3]!, mtimeNsec: f[7 * i + 4]!, ctimeSec: f[7 * i + 5]!, ctimeNsec: f[7 * i + 6]! };
-      body.push(`"${devinoOf(k)}":"${stampOf(k)} ${this.digests[i]}"`);
+    text(`{"version":2,"entries":{`);
+    for (let i = 0; i < n; i++) {
+      const at = 7 * i;
+      if (i > 0) byte(0x2c);
+      byte(0x22);
+      int(f[at]!); byte(0x3a); int(f[at + 1]!);
+      text(`":"`);
+      int(f[at + 2]!); byte(0x3a); int(f[at + 3]!); byte(0x2e); int(f[at + 4]!); byte(0x3a); int(f[at + 5]!); byte(0x2e); int(f[at + 6]!);
+      byte(0x20);
+      text(this.digests[i]!);
+      byte(0x22);
     }
-    writeFileAtomic(this.path, `{"version":2,"entries":{${body.join(",")}}}`);
+    text("}}");
+    return out.subarray(0, len);
   }
 }
