@@ -1,10 +1,10 @@
 // Reads a directory tree from disk into the tree model. Names stay raw bytes (paths are Buffers
 // throughout) so non-UTF-8 names survive. Hardlinks become one shared Inode.
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from "node:fs";
+import { readdirSync, readlinkSync, type BigIntStats } from "node:fs";
 import type { Entry, Inode, NodeKind, Xattr } from "./model.ts";
 import { NO_XATTRS, sortEntries, sortXattrs } from "./model.ts";
 import { splitNs } from "./time.ts";
-import { getXattr, listXattrs } from "../system/libc.ts";
+import { EntryProbe, getXattr, type EntryStat } from "../system/libc.ts";
 import { SPARSE_MIN_SIZE } from "../erofs/data.ts";
 
 /**
@@ -87,12 +87,17 @@ export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]):
   };
 }
 
-function readXattrs(path: Buffer): Xattr[] {
-  const names = listXattrs(path);
+function readXattrs(probe: EntryProbe, path: Buffer): Xattr[] {
+  const names = probe.xattrNames();
   if (names.length === 0) return NO_XATTRS;
   // POSIX ACLs are stored as system.* xattrs; they are carried like any other xattr.
   return sortXattrs(names.map((name) => ({ name, value: getXattr(path, name) })));
 }
+
+const blankStat = (): EntryStat => ({
+  mode: 0, nlink: 0, uid: 0, gid: 0, dev: 0, ino: 0, size: 0, blocks: 0, rdevMajor: 0, rdevMinor: 0,
+  mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
+});
 
 /**
  * The bytes a full erofs image stores for a file of `size` with `blocks` 512-byte blocks allocated:
@@ -100,48 +105,65 @@ function readXattrs(path: Buffer): Xattr[] {
  */
 export const storedBound = (size: number, blocks: number): number => (size < SPARSE_MIN_SIZE ? size : Math.min(size, blocks * 512));
 
+/**
+ * Reads the tree under `rootPath` (Bun only: the per-entry syscalls go through bun:ffi). One stat
+ * record is reused for every entry: each visit reads what it needs of it before it descends.
+ */
 export function scanTree(rootPath: string): ScanResult {
   const files: ScannedFile[] = [];
   const links = new Map<string, Inode>();
+  const probe = new EntryProbe();
+  const st = blankStat();
   let fileCount = 0;
   let totalBytes = 0;
   let storedBytes = 0;
 
-  const visit = (path: Buffer, st: BigIntStats): Inode => {
+  const visit = (path: Buffer): Inode => {
     const kind = kindOf(st.mode);
     if (!kind) throw new Error(`${path.toString()}: unsupported file type (mode ${st.mode.toString(8)})`);
-    if (kind !== "dir" && st.nlink > 1n) {
-      const linkKey = `${st.dev}:${st.ino}`;
+    const linkKey = kind !== "dir" && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+    if (linkKey) {
       const seen = links.get(linkKey);
       if (seen) return seen;
     }
-    const inode = inodeFromStat(st, kind, readXattrs(path));
-    if (kind !== "dir" && st.nlink > 1n) links.set(`${st.dev}:${st.ino}`, inode);
+    const inode: Inode = {
+      kind,
+      perm: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      mtimeSec: st.mtimeSec,
+      mtimeNsec: st.mtimeNsec,
+      xattrs: readXattrs(probe, path),
+      size: 0,
+    };
+    if (linkKey) links.set(linkKey, inode);
     switch (kind) {
       case "file":
-        inode.size = Number(st.size);
+        inode.size = st.size;
         inode.data = { kind: "path", path };
-        files.push({ inode, path, ...statKey(st) });
+        files.push({
+          inode, path, dev: st.dev, ino: st.ino, size: st.size,
+          mtimeSec: st.mtimeSec, mtimeNsec: st.mtimeNsec, ctimeSec: st.ctimeSec, ctimeNsec: st.ctimeNsec,
+        });
         fileCount++;
         totalBytes += inode.size;
-        storedBytes += storedBound(inode.size, Number(st.blocks));
+        storedBytes += storedBound(inode.size, st.blocks);
         break;
       case "symlink":
         inode.target = readlinkSync(path, { encoding: "buffer" });
         break;
       case "chr":
-      case "blk": {
-        const rdev = Number(st.rdev);
-        inode.rdevMajor = ((rdev >>> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff;
-        inode.rdevMinor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+      case "blk":
+        inode.rdevMajor = st.rdevMajor;
+        inode.rdevMinor = st.rdevMinor;
         break;
-      }
       case "dir": {
         const names = readdirSync(path, { encoding: "buffer" });
         const entries: Entry[] = [];
         for (const name of names) {
           const child = Buffer.concat([path, SLASH, name]);
-          entries.push({ name, inode: visit(child, lstatSync(child, { bigint: true })) });
+          probe.at(child).stat(st);
+          entries.push({ name, inode: visit(child) });
         }
         inode.entries = sortEntries(entries);
         break;
@@ -153,13 +175,11 @@ export function scanTree(rootPath: string): ScanResult {
   };
 
   const rootBuf = Buffer.from(rootPath.replace(/\/+$/, "") || "/");
-  let st: BigIntStats;
   try {
-    st = lstatSync(rootBuf, { bigint: true });
+    probe.at(rootBuf).stat(st);
   } catch (e) {
     throw new Error(`source ${rootPath}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such directory" : (e as Error).message}`);
   }
-  if (!st.isDirectory()) throw new Error(`source ${rootPath}: not a directory`);
-  const root = visit(rootBuf, st);
-  return { root, files, fileCount, totalBytes, storedBytes };
+  if (kindOf(st.mode) !== "dir") throw new Error(`source ${rootPath}: not a directory`);
+  return { root: visit(rootBuf), files, fileCount, totalBytes, storedBytes };
 }
