@@ -11,7 +11,10 @@ export const REPO = resolve(import.meta.dir, "../..");
 /** `${PARTICLE_CACHE:-~/.cache/particle-os}/bench`: workloads are built once and reused here. */
 export function benchCacheDir(): string {
   const base = process.env.PARTICLE_CACHE || join(homedir(), ".cache", "particle-os");
-  return join(base, "bench");
+  // Made here: a section run alone on a new machine (`run.ts scale`) listed it before anything had.
+  const dir = join(base, "bench");
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 export interface BenchContext {
