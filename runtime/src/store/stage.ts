@@ -359,7 +359,6 @@ function removeConsumed(tree: string, log: (m: string) => void): void {
   }
 }
 
-
 /**
  * particle-boot mounts /etc and /var and keeps the physical root at /sysroot inside the read-only
  * image, where nothing can mkdir them later: a tree without them gets empty ones.

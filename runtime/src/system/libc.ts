@@ -156,6 +156,14 @@ export function verityState(fd: number, what: string): { sealed: string } | "uns
   return { sealed: buf.subarray(4, 4 + buf.readUInt16LE(2)).toString("hex") };
 }
 
+/** llistxattr's NUL-separated names (the first `n` bytes of `buf`), each copied out. */
+function splitNames(buf: Buffer, n: number): Buffer[] {
+  const names: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < n; i++) if (buf[i] === 0) { names.push(Buffer.from(buf.subarray(start, i))); start = i + 1; }
+  return names;
+}
+
 /** Lists a path's xattr names (without following symlinks). */
 export function listXattrs(path: Buffer): Buffer[] {
   const { sym, ffi } = libc();
@@ -174,10 +182,7 @@ export function listXattrs(path: Buffer): Buffer[] {
       if (errno() === 34) continue; // grew between the calls
       fail(`listing xattrs of ${path.toString()}`);
     }
-    const names: Buffer[] = [];
-    let start = 0;
-    for (let i = 0; i < m; i++) if (buf[i] === 0) { names.push(Buffer.from(buf.subarray(start, i))); start = i + 1; }
-    return names;
+    return splitNames(buf, m);
   }
 }
 
@@ -402,9 +407,6 @@ export class EntryProbe {
       fail(`listing xattrs of ${this.shown.toString()}`);
     }
     if (n === 0) return NO_NAMES;
-    const names: Buffer[] = [];
-    let start = 0;
-    for (let i = 0; i < n; i++) if (this.names[i] === 0) { names.push(Buffer.from(this.names.subarray(start, i))); start = i + 1; }
-    return names;
+    return splitNames(this.names, n);
   }
 }
