@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { composefsTree, escapeXattrName, metacopyValue, redirectValue } from "../../runtime/src/composefs/encode.ts";
+import { composefsImage, composefsTree, escapeXattrName, metacopyValue, redirectValue } from "../../runtime/src/composefs/encode.ts";
 import { ErofsImage } from "../../runtime/src/erofs/reader.ts";
 import { dir, file, special, symlink, xattr } from "../../runtime/src/erofs/sample.ts";
 import { writeErofs } from "../../runtime/src/erofs/writer.ts";
@@ -110,6 +110,42 @@ describe("composefs encoding", () => {
       await writeErofs(copied, join(tmp, "copied"), { mode: "metadata" });
       await writeErofs(inPlace, join(tmp, "in-place"), { mode: "metadata" });
       expect(readFileSync(join(tmp, "in-place")).equals(readFileSync(join(tmp, "copied")))).toBe(true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("staging's form (redirect and metacopy asked for by the writer, one list reused) writes the same image", async () => {
+    // Same content in files that are not hardlinks: their redirect and metacopy become shared
+    // xattrs, which the writer keeps (and so must copy out of the reused list).
+    const make = () => {
+      const hard = obj(D1, 5, { xattrs: [xattr("trusted.overlay.x", "1"), xattr("user.a", "2")] });
+      const dup = Array.from({ length: 4 }, (_, i): [string, Inode] => [`dup${i}`, obj(D2, 9)]);
+      const unique = Array.from({ length: 6 }, (_, i): [string, Inode] => [`u${i}`, obj(i.toString(16).repeat(64), 100 + i)]);
+      return dir([
+        ["a", hard], ["b", hard], ["e", obj(D2, 0)], ["s", obj(D1, 7, { xattrs: [xattr("user.z", "z"), xattr("security.selinux", "x")] })],
+        ["d", dir([["wh", special("chr", 0, 0)], ["f", obj(D2, 9)], ["l", symlink("../a")], ...dup, ...unique], { xattrs: [xattr("trusted.overlay.opaque", "y")] })],
+      ]);
+    };
+    const tmp = mkdtempSync(join(tmpdir(), "composefs-lazy-"));
+    try {
+      await writeErofs(composefsTree(make()), join(tmp, "tree"), { mode: "metadata" });
+      const input = make();
+      const cfs = composefsImage(input);
+      expect(cfs.root).toBe(input);
+      // The tree itself keeps no redirect or metacopy.
+      expect(names(child(child(cfs.root, "d"), "f"))).toEqual([]);
+      expect(names(child(cfs.root, "a"))).toEqual(["trusted.overlay.overlay.x", "user.a"]);
+      expect(cfs.xattrsOf(child(child(cfs.root, "d"), "f")).map((x) => x.name.toString())).toEqual(["trusted.overlay.metacopy", "trusted.overlay.redirect"]);
+      await writeErofs(cfs.root, join(tmp, "lazy"), { mode: "metadata", xattrsOf: cfs.xattrsOf });
+      const lazy = readFileSync(join(tmp, "lazy"));
+      expect(lazy.equals(readFileSync(join(tmp, "tree")))).toBe(true);
+      const img = new ErofsImage(lazy);
+      const redirect = (path: string) => img.xattrs(img.lookup(path)).find((x) => x.name.toString() === "trusted.overlay.redirect")!;
+      expect(redirect("/d/dup3").value.toString()).toBe(`/${objectRelPath(D2)}`);
+      expect(redirect("/d/dup3").shared).toBe(true);
+      expect(redirect("/d/u5").value.toString()).toBe(`/${objectRelPath("5".repeat(64))}`);
+      expect(redirect("/d/u5").shared).toBe(false);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DevinoCache } from "../../runtime/src/store/devino.ts";
+import { DevinoCache, parseRendered } from "../../runtime/src/store/devino.ts";
 import { objectLookup } from "../../runtime/src/store/objects.ts";
 import { storeLayout } from "../../runtime/src/store/layout.ts";
 import { devinoOf, stampOf, type StatKey } from "../../runtime/src/tree/scan.ts";
@@ -72,6 +72,35 @@ describe("the devino cache, whose entries are checked when looked up", () => {
     expect(c.lookup(key(2))).toBeUndefined();
     expect(c.lookup(key(3))).toBeUndefined();
     expect(c.lookup(key(4))).toBeUndefined();
+  });
+
+  it("reads its own file without JSON.parse, the same entries, and leaves any other text to JSON.parse", () => {
+    const path = join(tmp(), "devino.json");
+    const c = new DevinoCache(path);
+    const k = { dev: 66306, ino: 2 ** 40 + 7, size: 0, mtimeSec: -86_400, mtimeNsec: 0, ctimeSec: 1_700_000_000, ctimeNsec: 999_999_999 };
+    c.remember(k, D1);
+    for (let i = 1; i < 50; i++) c.remember(key(i), i.toString(16).padStart(64, "0"));
+    c.save();
+    const bytes = readFileSync(path);
+    expect(Object.fromEntries(parseRendered(bytes)!)).toEqual(JSON.parse(bytes.toString()).entries);
+    expect(parseRendered(Buffer.from(`{"version":2,"entries":{}}`))).toEqual(new Map());
+    const entries = { "2049:1": `10:1.2:3.4 ${D1}` };
+    // Valid JSON that render() does not write: whitespace, an escape, a number, trailing bytes, another version.
+    for (const text of [
+      JSON.stringify({ version: 2, entries }, null, 1),
+      `{"version":2,"entries":{"2049:1":"10:1.2:3.4 \\u0061${D1.slice(1)}"}}`,
+      `{"version":2,"entries":{"2049:1":42}}`,
+      `${JSON.stringify({ version: 2, entries })}\n`,
+      JSON.stringify({ version: 3, entries }),
+    ]) {
+      expect(JSON.parse(text)).toBeTruthy();
+      expect(parseRendered(Buffer.from(text))).toBeUndefined();
+    }
+    // Such a file still loads (through JSON.parse).
+    writeFileSync(path, JSON.stringify({ version: 2, entries }, null, 1));
+    expect(new DevinoCache(path).lookup({ ...key(1), size: 10, mtimeSec: 1, mtimeNsec: 2, ctimeSec: 3, ctimeNsec: 4 })).toBe(D1);
+    // Cut short anywhere, it is not taken as a shorter cache.
+    for (let n = 0; n < bytes.length; n += 97) expect(parseRendered(bytes.subarray(0, n))).toBeUndefined();
   });
 
   it("starts empty from a damaged file or another version, without failing", () => {

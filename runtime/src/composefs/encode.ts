@@ -26,8 +26,13 @@ const WHITEOUT_DIR_XATTRS: Xattr[] = [
 
 /** overlayfs' struct ovl_metacopy: version, len, flags, digest algorithm (1 = sha256), digest. */
 export function metacopyValue(digestHex: string): Buffer {
-  const b = Buffer.alloc(4 + digestHex.length / 2);
+  return putMetacopy(Buffer.alloc(4 + digestHex.length / 2), digestHex);
+}
+
+function putMetacopy(b: Buffer, digestHex: string): Buffer {
+  b[0] = 0;
   b[1] = b.length;
+  b[2] = 0;
   b[3] = 1;
   b.write(digestHex, 4, "hex");
   return b;
@@ -35,8 +40,10 @@ export function metacopyValue(digestHex: string): Buffer {
 
 /** The redirect target inside the data-only lower: "/" + objectRelPath(digest) = "/ab/cdef…". */
 export function redirectValue(digestHex: string): Buffer {
-  // Built in place: this runs once per file of a 60k-file tree.
-  const b = Buffer.allocUnsafe(digestHex.length + 2);
+  return putRedirect(Buffer.allocUnsafe(digestHex.length + 2), digestHex);
+}
+
+function putRedirect(b: Buffer, digestHex: string): Buffer {
   b.write(digestHex, 2, "latin1");
   b[0] = 0x2f;
   b[1] = b[2]!;
@@ -63,17 +70,58 @@ function withXattrs(xattrs: Xattr[], extra: readonly Xattr[]): Xattr[] {
 
 /**
  * Turns a tree whose regular files have data {kind:"object", digest} into the tree to write as the
- * composefs metadata image. Does not mutate its input unless `inPlace` (staging, whose tree has no
- * other use: a second copy of every inode was a large part of its peak memory, issue 13); hardlinks
- * stay shared inodes.
+ * composefs metadata image. Does not mutate its input unless `inPlace`; hardlinks stay shared
+ * inodes. Staging uses composefsImage() instead.
  */
 export function composefsTree(root: Inode, opts: { inPlace?: boolean } = {}): Inode {
+  return convertTree(root, opts.inPlace === true, true);
+}
+
+/**
+ * Staging's conversion: in place (the tree has no other use, and a second copy of every inode was
+ * a large part of its peak memory), and a non-empty file's redirect and metacopy are not stored in
+ * the tree: `xattrsOf` computes them from the digest whenever the EROFS writer asks (erofs/writer.ts),
+ * so two xattr objects and two value buffers per file are never all alive at once (~20 MB at a
+ * 60k-file stage's memory peak, issue 13). writeErofs(root, …, { xattrsOf }) writes the same image
+ * as writeErofs(composefsTree(root), …).
+ */
+export function composefsImage(root: Inode): { root: Inode; xattrsOf: (inode: Inode) => readonly Xattr[] } {
+  // One list refilled per file: the writer reads it before it asks again and copies what it keeps
+  // (ErofsWriteOptions.xattrsOf), so the image phase makes no garbage per file either. Digests are
+  // 64 hex digits here (checked by the conversion), so the values have fixed sizes.
+  const metacopy: Xattr = { name: XATTR_METACOPY, value: Buffer.alloc(36) };
+  const redirect: Xattr = { name: XATTR_REDIRECT, value: Buffer.alloc(66) };
+  const pair: readonly Xattr[] = [metacopy, redirect];
+  const xattrsOf = (inode: Inode): readonly Xattr[] => {
+    if (!isObjectFile(inode)) return inode.xattrs;
+    const digest = (inode.data as { digest: string }).digest;
+    if (inode.xattrs.length > 0) return objectFileXattrs(inode);
+    putMetacopy(metacopy.value, digest);
+    putRedirect(redirect.value, digest);
+    return pair;
+  };
+  return { root: convertTree(root, true, false), xattrsOf };
+}
+
+/** After the conversion, only files with an object have a size: whiteouts became empty files. */
+const isObjectFile = (i: Inode): boolean => i.kind === "file" && i.size > 0;
+
+function objectFileXattrs(i: Inode): Xattr[] {
+  const digest = (i.data as { digest: string }).digest;
+  const added = [
+    { name: XATTR_METACOPY, value: metacopyValue(digest) },
+    { name: XATTR_REDIRECT, value: redirectValue(digest) },
+  ];
+  return i.xattrs.length === 0 ? added : withXattrs(i.xattrs, added);
+}
+
+function convertTree(root: Inode, inPlace: boolean, fileXattrs: boolean): Inode {
   const done = new Map<Inode, Inode>();
   const convert = (src: Inode): Inode => {
     const seen = done.get(src);
     if (seen) return seen;
     const xattrs = src.xattrs.length === 0 ? NO_XATTRS : src.xattrs.map((x) => ({ name: escapeXattrName(x.name), value: x.value }));
-    const out: Inode = opts.inPlace ? Object.assign(src, { xattrs }) : { ...src, xattrs };
+    const out: Inode = inPlace ? Object.assign(src, { xattrs }) : { ...src, xattrs };
     const entriesIn = src.entries;
     done.set(src, out);
     if (isWhiteout(src)) {
@@ -87,18 +135,15 @@ export function composefsTree(root: Inode, opts: { inPlace?: boolean } = {}): In
       const data = src.data;
       if (data?.kind !== "object" || !DIGEST.test(data.digest))
         throw new Error(`composefs: a non-empty file needs an object digest (64 hex digits), got ${data?.kind ?? "none"}`);
-      const added = [
-        { name: XATTR_METACOPY, value: metacopyValue(data.digest) },
-        { name: XATTR_REDIRECT, value: redirectValue(data.digest) },
-      ];
-      out.xattrs = xattrs.length === 0 ? added : withXattrs(xattrs, added);
+      out.xattrs.sort((a, b) => Buffer.compare(a.name, b.name));
+      if (fileXattrs) out.xattrs = objectFileXattrs(out);
     } else out.xattrs.sort((a, b) => Buffer.compare(a.name, b.name));
     if (src.kind === "dir") {
       // Whiteouts are told apart before their conversion (in place, they become files).
       const whiteouts = (entriesIn ?? []).some((e) => isWhiteout(e.inode));
       // In place the entries are converted where they are: a new Entry per name was garbage at the
       // image phase's peak.
-      if (opts.inPlace) for (const e of entriesIn ?? []) convert(e.inode);
+      if (inPlace) for (const e of entriesIn ?? []) convert(e.inode);
       else out.entries = (entriesIn ?? []).map((e): Entry => ({ name: e.name, inode: convert(e.inode) }));
       if (whiteouts) out.xattrs = withXattrs(out.xattrs, WHITEOUT_DIR_XATTRS);
     }

@@ -1,8 +1,7 @@
 // From the tree model to the list of on-disk inodes: breadth-first order (a directory's children get
 // neighbouring nids, as mkcomposefs does), link counts, the build time and per-inode sizes.
-import type { Entry, Inode } from "../tree/model.ts";
+import type { Entry, Inode, Xattr } from "../tree/model.ts";
 import { type DirPlan, planDir } from "./dirent.ts";
-import type { XattrEntry } from "./xattr.ts";
 
 export interface Child {
   name: Buffer;
@@ -16,9 +15,12 @@ export interface Node {
   parent: Node;
   /** Directories: entries sorted by name, "." and ".." included. */
   children: Child[];
-  xattrs: XattrEntry[];
+  /** How many xattrs the inode has, and where their hashes start in the shared table. */
+  xattrCount: number;
+  xattrAt: number;
+  /** Shared xattr ids, and the entries stored inline beside them; none shared: `inline` is undefined and every entry is inline. */
   shared: number[];
-  inline: XattrEntry[];
+  inline: readonly Xattr[] | undefined;
   ibody: number;
   extended: boolean;
   layout: number;
@@ -39,7 +41,6 @@ export interface Node {
 }
 
 const NO_CHILDREN: Child[] = [];
-const NO_XATTRS: XattrEntry[] = [];
 const NO_IDS: number[] = [];
 const DOT = Buffer.from(".");
 const DOTDOT = Buffer.from("..");
@@ -74,9 +75,10 @@ export function collect(root: Inode): Node[] {
       nlink: inode.kind === "dir" ? 2 : 1,
       parent: parent!,
       children: NO_CHILDREN,
-      xattrs: NO_XATTRS,
+      xattrCount: 0,
+      xattrAt: 0,
       shared: NO_IDS,
-      inline: NO_XATTRS,
+      inline: undefined,
       ibody: 0,
       extended: false,
       layout: 0,

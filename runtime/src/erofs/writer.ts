@@ -8,7 +8,7 @@
 // Nothing depends on the host or the clock: sorted names, breadth-first nids, the build time is the
 // tree's most common mtime, zero UUID.
 import { closeSync, openSync, writeSync } from "node:fs";
-import type { Inode } from "../tree/model.ts";
+import type { Inode, Xattr } from "../tree/model.ts";
 import { putBytes, view } from "./bytes.ts";
 import { writeDirBlock } from "./dirent.ts";
 import { BlockWriter, writeFileData } from "./data.ts";
@@ -31,12 +31,21 @@ import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
 import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
 import { writeSuperblock } from "./superblock.ts";
 import { releaseMemory } from "../system/memory.ts";
-import { SharedXattrTable, ibodySize, prepareXattrs, writeIbody, xattrICount } from "./xattr.ts";
+import { SharedXattrTable, checkXattrs, ibodySize, sortedXattrs, writeIbody, xattrICount } from "./xattr.ts";
 
 export interface ErofsWriteOptions {
   /** "metadata": regular files carry no data blocks (composefs); "full": file data is stored in the image. */
   mode: "metadata" | "full";
+  /**
+   * The xattrs to store for an inode, where they are not all in `inode.xattrs`: asked for whenever
+   * the writer needs them (the same list each time), so that values computed from the inode are
+   * never held for every inode at once (composefs' redirect and metacopy, issue 13). The list and
+   * its entries may be reused by the next call: the writer copies what it keeps.
+   */
+  xattrsOf?: (inode: Inode) => readonly Xattr[];
 }
+
+const OWN_XATTRS = (inode: Inode): readonly Xattr[] => inode.xattrs;
 
 const U16 = 0xffff;
 const U32 = 0xffffffff;
@@ -45,7 +54,8 @@ const U32 = 0xffffffff;
 export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteOptions): Promise<{ bytes: number }> {
   const nodes = collect(root);
   const bt = buildTime(nodes);
-  const sharedArea = prepareNodes(nodes, bt);
+  const xattrsOf = (inode: Inode) => sortedXattrs((opts.xattrsOf ?? OWN_XATTRS)(inode));
+  const sharedArea = prepareNodes(nodes, bt, xattrsOf);
   // The xattr table's scratch is garbage now; collected before the image buffer is allocated.
   releaseMemory();
   const fd = openSync(outPath, "w");
@@ -68,7 +78,7 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
       dataEnd = out.block;
     }
     for (const n of nodes) decideLayout(n, opts.mode);
-    const image = encode(nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0);
+    const image = encode(nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0, xattrsOf);
     if (image.base > 0) {
       const block0 = Buffer.alloc(BLOCK_SIZE);
       image.super.copy(block0, SUPER_OFFSET);
@@ -87,20 +97,30 @@ function writeAll(fd: number, buf: Buffer, pos: number): void {
 }
 
 /** Prepares xattrs and inode forms; returns the shared xattr area. */
-function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }): Buffer {
+function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): Buffer {
   const shared = new SharedXattrTable();
   for (const n of nodes) {
     checkInode(n.inode);
-    n.xattrs = prepareXattrs(n.inode.xattrs);
-    shared.hash(n.xattrs);
+    const xs = xattrsOf(n.inode);
+    if (xs.length === 0) continue;
+    checkXattrs(xs);
+    n.xattrCount = xs.length;
+    n.xattrAt = shared.hash(xs);
+    n.ibody = ibodySize(0, xs);
   }
-  for (const n of nodes) shared.count(n.xattrs);
+  // Only an inode with an entry seen twice can share one: the others' lists are not asked for again.
+  const mayShare = (n: Node) => n.xattrCount > 0 && shared.repeats(n.xattrAt, n.xattrCount);
+  for (const n of nodes) if (mayShare(n)) shared.count(xattrsOf(n.inode), n.xattrAt);
   shared.seal();
   for (const n of nodes) {
-    const { shared: ids, inline } = shared.split(n.xattrs);
-    n.shared = ids;
-    n.inline = inline;
-    n.ibody = ibodySize(ids.length, inline);
+    if (mayShare(n)) {
+      const { shared: ids, inline } = shared.split(xattrsOf(n.inode), n.xattrAt);
+      if (ids.length > 0) {
+        n.shared = ids;
+        n.inline = inline.map((x) => ({ name: Buffer.from(x.name), value: Buffer.from(x.value) }));
+        n.ibody = ibodySize(ids.length, inline);
+      }
+    }
     n.size = logicalSize(n);
     const i = n.inode;
     n.extended = !(
@@ -214,7 +234,7 @@ function placer(start: number): (size: number, inline: boolean) => number {
   };
 }
 
-function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number) {
+function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
   const metaBase = metaBlk * BLOCK_SIZE;
   const place = placer(metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE);
   for (const n of nodes) {
@@ -252,7 +272,7 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
       mtimeSec: i.mtimeSec,
       mtimeNsec: i.mtimeNsec,
     });
-    writeIbody(buf, at + isz, n.shared, n.inline);
+    if (n.ibody > 0) writeIbody(buf, at + isz, n.shared, n.inline ?? xattrsOf(i));
     const tailAt = at + isz + n.ibody;
     if (n.layout === LAYOUT_CHUNK_BASED) {
       incompat |= INCOMPAT_CHUNKED_FILE;

@@ -1,8 +1,9 @@
 // Xattr encoding: short name-prefix indexes, inline bodies and the shared xattr table.
 // Long name prefixes (INCOMPAT_XATTR_PREFIXES) are deliberately not used: erofs-utils 1.5 and
 // kernels before 6.4 reject images that carry them.
-// Entries are written straight into the image buffer: a composefs tree has two unique xattrs per
-// file, and allocating each entry first costed more than everything else together.
+// Entries are written straight into the image buffer from the inode's own list, and nothing is
+// kept per entry but its 32-bit hash: a composefs tree has two unique xattrs per file, and an
+// object per entry was ~12 MB at a 60k-file stage's memory peak (issue 13).
 import type { Xattr } from "../tree/model.ts";
 import { putBytes } from "./bytes.ts";
 import { BLOCK_SIZE, XATTR_ENTRY_HEADER_SIZE, XATTR_IBODY_HEADER_SIZE, alignUp } from "./format.ts";
@@ -16,22 +17,28 @@ const PREFIXES: ReadonlyArray<[Buffer, number, boolean]> = [
   [Buffer.from("security."), 6, false],
 ];
 
-export interface XattrEntry {
-  x: Xattr;
-  index: number;
-  prefixLen: number;
-  /** On-disk size, padded to 4 bytes. */
-  size: number;
-  /** FNV-1a of name and value: a cheap first filter so unique values (redirects, digests) never become map keys. */
-  hash: number;
+/** Which of PREFIXES the name starts with (-1: none); a number, so that nothing is allocated per entry. */
+function prefixOf(name: Buffer): number {
+  for (let k = 0; k < PREFIXES.length; k++) {
+    const [prefix, , whole] = PREFIXES[k]!;
+    const plen = prefix.length;
+    if ((whole ? name.length === plen : name.length > plen) && hasPrefix(name, prefix)) return k;
+  }
+  return -1;
 }
+
+const prefixLen = (k: number): number => PREFIXES[k]![0].length;
 
 function fnv1a(h: number, b: Buffer, from: number, to: number): number {
   for (let i = from; i < to; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
   return h;
 }
 
-/** Hashes the name, the value's length and at most its first and last 32 bytes: collisions only cost a map lookup. */
+/**
+ * FNV-1a of the name, the value's length and at most the value's first and last 32 bytes: a cheap
+ * first filter so that unique values (redirects, digests) never become map keys; a collision only
+ * costs a map lookup.
+ */
 function entryHash(x: Xattr): number {
   const v = x.value;
   let h = fnv1a(0x811c9dc5, x.name, 0, x.name.length);
@@ -45,55 +52,54 @@ function hasPrefix(name: Buffer, prefix: Buffer): boolean {
   return true;
 }
 
-export function xattrEntry(x: Xattr): XattrEntry {
-  const name = x.name;
-  for (const [prefix, index, whole] of PREFIXES) {
-    const plen = prefix.length;
-    const match = (whole ? name.length === plen : name.length > plen) && hasPrefix(name, prefix);
-    if (!match) continue;
-    const suffixLen = name.length - plen;
-    if (suffixLen > 255) throw new Error(`xattr name too long: ${name.toString()}`);
-    if (x.value.length > 0xffff) throw new Error(`xattr value too large (${x.value.length} bytes): ${name.toString()}`);
-    const size = alignUp(XATTR_ENTRY_HEADER_SIZE + suffixLen + x.value.length, 4);
-    return { x, index, prefixLen: plen, size, hash: entryHash(x) };
-  }
-  throw new Error(`xattr namespace not representable in EROFS: ${name.toString()}`);
+/** Throws unless the xattr can be stored: a known namespace, a name suffix of at most 255 bytes, a value of at most 64 KiB. */
+function checkXattr(x: Xattr): void {
+  const k = prefixOf(x.name);
+  if (k < 0) throw new Error(`xattr namespace not representable in EROFS: ${x.name.toString()}`);
+  if (x.name.length - prefixLen(k) > 255) throw new Error(`xattr name too long: ${x.name.toString()}`);
+  if (x.value.length > 0xffff) throw new Error(`xattr value too large (${x.value.length} bytes): ${x.name.toString()}`);
+}
+
+/** On-disk size of the entry, padded to 4 bytes. */
+export function entrySize(x: Xattr): number {
+  return alignUp(XATTR_ENTRY_HEADER_SIZE + x.name.length - prefixLen(prefixOf(x.name)) + x.value.length, 4);
 }
 
 /** Writes the entry (header, name suffix, value); padding is left as the buffer's zeros. */
-export function writeXattrEntry(buf: Buffer, off: number, e: XattrEntry): void {
-  const suffixLen = e.x.name.length - e.prefixLen;
+export function writeXattrEntry(buf: Buffer, off: number, x: Xattr): void {
+  const k = prefixOf(x.name);
+  const plen = prefixLen(k);
+  const suffixLen = x.name.length - plen;
   buf[off] = suffixLen;
-  buf[off + 1] = e.index;
-  buf[off + 2] = e.x.value.length & 0xff;
-  buf[off + 3] = e.x.value.length >>> 8;
-  putBytes(buf, off + 4, e.x.name, e.prefixLen);
-  putBytes(buf, off + 4 + suffixLen, e.x.value);
+  buf[off + 1] = PREFIXES[k]![1];
+  buf[off + 2] = x.value.length & 0xff;
+  buf[off + 3] = x.value.length >>> 8;
+  putBytes(buf, off + 4, x.name, plen);
+  putBytes(buf, off + 4 + suffixLen, x.value);
 }
 
 /** One xattr as an on-disk entry, padded to 4 bytes. */
 export function encodeXattrEntry(x: Xattr): Buffer {
-  const e = xattrEntry(x);
-  const b = Buffer.alloc(e.size);
-  writeXattrEntry(b, 0, e);
+  checkXattr(x);
+  const b = Buffer.alloc(entrySize(x));
+  writeXattrEntry(b, 0, x);
   return b;
 }
 
 const byName = (a: Xattr, b: Xattr) => Buffer.compare(a.name, b.name);
 
-/** An inode's xattrs as entries in name order. */
-export function prepareXattrs(xattrs: readonly Xattr[]): XattrEntry[] {
-  if (xattrs.length === 0) return [];
-  let sorted = xattrs;
-  for (let i = 1; i < xattrs.length; i++) {
-    if (byName(xattrs[i - 1]!, xattrs[i]!) >= 0) {
-      sorted = [...xattrs].sort(byName);
-      break;
-    }
+/** The list in name order: itself when it is already (the model keeps lists sorted), else a sorted copy. */
+export function sortedXattrs(xattrs: readonly Xattr[]): readonly Xattr[] {
+  for (let i = 1; i < xattrs.length; i++) if (byName(xattrs[i - 1]!, xattrs[i]!) >= 0) return [...xattrs].sort(byName);
+  return xattrs;
+}
+
+/** Throws on a duplicate name or an xattr EROFS cannot store; `xattrs` in name order. */
+export function checkXattrs(xattrs: readonly Xattr[]): void {
+  for (let i = 0; i < xattrs.length; i++) {
+    checkXattr(xattrs[i]!);
+    if (i > 0 && xattrs[i]!.name.equals(xattrs[i - 1]!.name)) throw new Error(`duplicate xattr ${xattrs[i]!.name.toString()}`);
   }
-  for (let i = 1; i < sorted.length; i++)
-    if (sorted[i]!.name.equals(sorted[i - 1]!.name)) throw new Error(`duplicate xattr ${sorted[i]!.name.toString()}`);
-  return sorted.map(xattrEntry);
 }
 
 const NONE: number[] = [];
@@ -101,13 +107,8 @@ const NONE: number[] = [];
 /** The h_shared_count field is a u8. */
 const MAX_SHARED_PER_INODE = 255;
 
-const entryKey = (e: XattrEntry): string => encodeXattrEntry(e.x).toString("latin1");
+const entryKey = (x: Xattr): string => encodeXattrEntry(x).toString("latin1");
 
-/**
- * Xattrs (name and value) repeated across inodes are stored once and referenced by a 4-byte id, when
- * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries).
- * Use: hash() every inode, then count() every inode, seal(), then split() each inode.
- */
 /**
  * How often each 32-bit entry hash was seen, saturating at 2: open addressing over typed arrays. A
  * Map of 121k numbers (two xattrs per file of a 60k-file composefs tree) cost ~10 MB with its
@@ -156,25 +157,48 @@ class HashCounts {
   }
 }
 
+/**
+ * Xattrs (name and value) repeated across inodes are stored once and referenced by a 4-byte id, when
+ * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries).
+ * Use: hash() every inode, then count() the inodes whose entries repeats() (the others cannot be
+ * shared), seal(), then split() those same inodes.
+ */
 export class SharedXattrTable {
   private hashCounts = new HashCounts();
+  /** Every entry's hash in the order hash() saw them: count() and split() need them again, and the lists are not kept. */
+  private hashes = new Int32Array(1 << 12);
+  private nHashes = 0;
   private counts = new Map<string, { bytes: Buffer; count: number }>();
   private ids = new Map<string, number>();
   /** The area image, starting at a block boundary (xattr_blkaddr). */
   area: Buffer = Buffer.alloc(0);
 
-  hash(xs: readonly XattrEntry[]): void {
-    for (const e of xs) this.hashCounts.add(e.hash);
+  /** Counts an inode's entries; returns where their hashes start, for repeats(), count() and split(). */
+  hash(xs: readonly Xattr[]): number {
+    const at = this.nHashes;
+    if (at + xs.length > this.hashes.length) {
+      const grown = new Int32Array(Math.max(this.hashes.length * 2, at + xs.length));
+      grown.set(this.hashes.subarray(0, at));
+      this.hashes = grown;
+    }
+    for (const x of xs) {
+      const h = entryHash(x);
+      this.hashes[this.nHashes++] = h;
+      this.hashCounts.add(h);
+    }
+    return at;
   }
 
-  private repeated(e: XattrEntry): boolean {
-    return this.hashCounts.repeated(e.hash);
+  /** Whether any of the inode's entries (hashed at `at`) may be stored more than once: only those inodes need count() and split(). */
+  repeats(at: number, n: number): boolean {
+    for (let i = at; i < at + n; i++) if (this.hashCounts.repeated(this.hashes[i]!)) return true;
+    return false;
   }
 
-  count(xs: readonly XattrEntry[]): void {
-    for (const e of xs) {
-      if (!this.repeated(e)) continue;
-      const k = entryKey(e);
+  count(xs: readonly Xattr[], at: number): void {
+    for (let i = 0; i < xs.length; i++) {
+      if (!this.hashCounts.repeated(this.hashes[at + i]!)) continue;
+      const k = entryKey(xs[i]!);
       const c = this.counts.get(k);
       if (c) c.count++;
       else this.counts.set(k, { bytes: Buffer.from(k, "latin1"), count: 1 });
@@ -203,37 +227,35 @@ export class SharedXattrTable {
     this.counts.clear();
   }
 
-  /** Splits an inode's xattrs into shared ids and inline entries. */
-  split(xs: XattrEntry[]): { shared: number[]; inline: XattrEntry[] } {
+  /** Splits an inode's entries (hashed at `at`) into shared ids and inline entries. */
+  split(xs: readonly Xattr[], at: number): { shared: number[]; inline: readonly Xattr[] } {
     if (this.ids.size === 0) return { shared: NONE, inline: xs };
-    // Most inodes share nothing (a composefs file's redirect is unique to its content): they keep
-    // their list, and no arrays are made for them.
     let shared = NONE;
-    let inline: XattrEntry[] | undefined;
+    let inline: Xattr[] | undefined;
     for (let i = 0; i < xs.length; i++) {
-      const e = xs[i]!;
-      const id = this.repeated(e) ? this.ids.get(entryKey(e)) : undefined;
+      const x = xs[i]!;
+      const id = this.hashCounts.repeated(this.hashes[at + i]!) ? this.ids.get(entryKey(x)) : undefined;
       if (id !== undefined && shared.length < MAX_SHARED_PER_INODE) {
         if (shared === NONE) {
           shared = [];
           inline = xs.slice(0, i);
         }
         shared.push(id);
-      } else inline?.push(e);
+      } else inline?.push(x);
     }
     return { shared, inline: inline ?? xs };
   }
 }
 
 /** Size of the xattr body that follows the inode (0 without xattrs). */
-export function ibodySize(shared: number, inline: readonly XattrEntry[]): number {
+export function ibodySize(shared: number, inline: readonly Xattr[]): number {
   if (shared === 0 && inline.length === 0) return 0;
   let n = XATTR_IBODY_HEADER_SIZE + 4 * shared;
-  for (const e of inline) n += e.size;
+  for (const x of inline) n += entrySize(x);
   return n;
 }
 
-export function writeIbody(buf: Buffer, off: number, shared: readonly number[], inline: readonly XattrEntry[]): void {
+export function writeIbody(buf: Buffer, off: number, shared: readonly number[], inline: readonly Xattr[]): void {
   // Without xattrs there is no body: whatever follows the inode (maybe another inode) is not ours.
   if (shared.length === 0 && inline.length === 0) return;
   // h_name_filter stays 0: the filter is only consulted when COMPAT_XATTR_FILTER is set.
@@ -246,9 +268,9 @@ export function writeIbody(buf: Buffer, off: number, shared: readonly number[], 
     buf[p + 3] = id >>> 24;
     p += 4;
   }
-  for (const e of inline) {
-    writeXattrEntry(buf, p, e);
-    p += e.size;
+  for (const x of inline) {
+    writeXattrEntry(buf, p, x);
+    p += entrySize(x);
   }
 }
 

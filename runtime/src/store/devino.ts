@@ -33,8 +33,11 @@ export class DevinoCache {
   constructor(private readonly path: string) {
     if (!existsSync(path)) return;
     try {
-      // Parsed first, then moved into a Map: lookups by a 60k-key object are slower and larger.
-      this.entries = new Map(Object.entries(CacheFile.parse(JSON.parse(readFileSync(path, "utf8"))).entries));
+      const bytes = readFileSync(path);
+      // The file as render() writes it is read straight into the Map; anything else (a hand-edited
+      // cache) goes through JSON.parse, whose 60k-property object and Object.entries' pairs were
+      // ~20 MB of garbage at the start of a re-stage (issue 13).
+      this.entries = parseRendered(bytes) ?? new Map(Object.entries(CacheFile.parse(JSON.parse(bytes.toString("utf8"))).entries));
     } catch {
       // A damaged cache (or one of the older format) only costs re-hashing; never fail a stage over it.
       this.entries = new Map();
@@ -124,4 +127,40 @@ export class DevinoCache {
     text("}}");
     return out.subarray(0, len);
   }
+}
+
+const HEAD = Buffer.from(`{"version":2,"entries":{`);
+const QUOTE = 0x22;
+
+/**
+ * The entries of a cache file exactly as render() writes it: `"key":"value"` pairs separated by
+ * commas, no whitespace, no escapes. undefined for any other text, which the caller parses as JSON.
+ */
+export function parseRendered(b: Buffer): Map<string, unknown> | undefined {
+  if (b.length < HEAD.length + 2 || !b.subarray(0, HEAD.length).equals(HEAD)) return undefined;
+  const out = new Map<string, unknown>();
+  let p = HEAD.length;
+  // One quoted run of plain bytes; -1 when it is not one.
+  const quoted = (from: number): number => {
+    if (b[from] !== QUOTE) return -1;
+    for (let i = from + 1; i < b.length; i++) {
+      const c = b[i]!;
+      if (c === QUOTE) return i;
+      if (c === 0x5c || c < 0x20 || c > 0x7e) return -1;
+    }
+    return -1;
+  };
+  if (b[p] !== 0x7d) {
+    for (;;) {
+      const keyEnd = quoted(p);
+      if (keyEnd < 0 || b[keyEnd + 1] !== 0x3a) return undefined;
+      const valueEnd = quoted(keyEnd + 2);
+      if (valueEnd < 0) return undefined;
+      out.set(b.toString("latin1", p + 1, keyEnd), b.toString("latin1", keyEnd + 3, valueEnd));
+      p = valueEnd + 1;
+      if (b[p] === 0x2c) p++;
+      else break;
+    }
+  }
+  return p + 2 === b.length && b[p] === 0x7d && b[p + 1] === 0x7d ? out : undefined;
 }

@@ -270,7 +270,7 @@ function ingestSmall(l: StoreLayout, file: SourceFile, fd: number, size: number,
 }
 
 /** Moves staged objects into objects/ (the caller has made their data durable first). */
-export function commitObjects(l: StoreLayout, staged: Map<string, string>): void {
+export function commitObjects(l: StoreLayout, staged: Iterable<[digest: string, tmp: string]>): void {
   for (const [digest, tmp] of staged) {
     const dst = objectPath(l, digest);
     if (existsSync(dst)) unlinkSync(tmp);

@@ -17,7 +17,7 @@ import { DPKG_DB, moveDpkgDatabase, VAR_DPKG } from "../tree/dpkg-db.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
-import { composefsTree } from "../composefs/encode.ts";
+import { composefsImage } from "../composefs/encode.ts";
 import { DevinoCache } from "./devino.ts";
 import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
@@ -27,7 +27,7 @@ import { CONTENT_MODE, secureStore } from "./private.ts";
 import { precheckStageSpace } from "./space.ts";
 import { unrepresentableInSquashfs } from "./squashfs-times.ts";
 import { commitObjects, ensureObjectDirs, objectLookup } from "./objects.ts";
-import { ingestAll } from "./ingest-pool.ts";
+import { ingestAll, MIN_FILES_FOR_WORKERS, tmpFor } from "./ingest-pool.ts";
 import { releaseMemory } from "../system/memory.ts";
 import type { ScannedFile } from "../tree/scan.ts";
 import { cleanTmp } from "./tmp.ts";
@@ -147,7 +147,8 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   if (format !== "squashfs" && moveDpkgDatabase(root) === "moved") log(`the dpkg database moves to /${DPKG_DB} (/${VAR_DPKG} links to it)`);
 
   if (format === "composefs") {
-    await writeErofs(composefsTree(root, { inPlace: true }), image, { mode: "metadata" });
+    const cfs = composefsImage(root);
+    await writeErofs(cfs.root, image, { mode: "metadata", xattrsOf: cfs.xattrsOf });
     releaseMemory();
   } else if (format === "erofs") {
     await writeErofs(root, image, { mode: "full" });
@@ -215,7 +216,7 @@ interface Prepared {
   /** Chosen for the tree's own kernel once the tree could be read. */
   format: RootFormat;
   /** digest → staged temp file, for objects the store does not have. */
-  staged: Map<string, string>;
+  staged: Iterable<[digest: string, tmp: string]>;
   objectsAdded: number;
   bytesAdded: number;
   filesReused: number;
@@ -243,7 +244,10 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   let objectsAdded = 0;
   let bytesAdded = 0;
   let filesReused = 0;
-  const staged = new Map<string, string>();
+  // digest → the index of the file whose bytes were staged for it (its temp path is tmpFor(index)):
+  // a number per object instead of a path string (~7 MB for 57k objects, issue 13).
+  const staged = new Map<string, number>();
+  const objectsDir = join(work, "objects");
   // A tarball is unpacked under work/, which is removed afterwards: its files can become the
   // objects themselves. A directory is consumed only when the user gives it away (--consume).
   const consume = src.kind === "tar" || (src.kind === "dir" && opts.consume === true);
@@ -252,7 +256,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
 
   if (format === "composefs") {
-    mkdirSync(join(work, "objects"));
+    mkdirSync(objectsDir);
     const todo: ScannedFile[] = [];
     const prefix = Buffer.byteLength(treeDir) + 1;
     const stored = objectLookup(l);
@@ -282,14 +286,15 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
       todo.push(file);
     }
     scan.files.length = 0;
-    await ingestAll(opts.sysroot, todo, join(work, "objects"), { consume, copyRange: COPY_RANGE }, (i, got) => {
+    await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
       todo[i]!.inode.data = { kind: "object", digest: got.digest };
       cache?.remember(todo[i]!, got.digest);
       if (!got.tmp) return;
       // Two files with the same new content: keep the first copy.
       if (staged.has(got.digest)) rmSync(got.tmp);
       else {
-        staged.set(got.digest, got.tmp);
+        if (got.tmp !== tmpFor(objectsDir, i)) throw new Error(`internal error: file ${i} was staged at ${got.tmp}, not at ${tmpFor(objectsDir, i)}`);
+        staged.set(got.digest, i);
         objectsAdded++;
         bytesAdded += got.bytes;
       }
@@ -298,15 +303,23 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     // Emptied here: a heap census found the job records (60k path buffers and stat keys) still
     // alive through the image phase after this function had returned (issue 13).
     todo.length = 0;
+    // The records just dropped and the workers' replies (a digest and a temp path per file) are
+    // garbage now; Bun had not collected them before the image phase stacked its own allocations
+    // on top (issue 13). A re-stage reads a few hundred files and does not pay for it.
+    if (read >= MIN_FILES_FOR_WORKERS) releaseMemory();
     log(`[${at()}] read ${read} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
   // No collection here: the writer collects before it allocates the image (erofs/writer.ts), and
   // one here did not lower a first stage's peak (310 MB with or without it, 60k files) while it
   // cost a re-stage ~100 ms.
   return {
-    format, root: scan.root, staged, objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
+    format, root: scan.root, staged: stagedPaths(staged, objectsDir), objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
     version: osVersion(treeDir), kernel, treeDir, cache,
   };
+}
+
+function* stagedPaths(staged: Map<string, number>, dir: string): Generator<[string, string]> {
+  for (const [digest, i] of staged) yield [digest, tmpFor(dir, i)];
 }
 
 /**
