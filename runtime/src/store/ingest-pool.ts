@@ -31,7 +31,7 @@ const BATCH = 64;
  * Workers pay for themselves only with enough to do: starting two cost more than reading a
  * re-stage's 600 changed files (19 MB) on this thread. Either bound brings them in.
  */
-export const MIN_FILES_FOR_WORKERS = 2048;
+const MIN_FILES_FOR_WORKERS = 2048;
 const MIN_BYTES_FOR_WORKERS = 64 * 2 ** 20;
 /** Temp files are spread over this many directories: one directory of 60k new entries made every create slower. */
 const TMP_FANOUT = 64;
