@@ -94,8 +94,8 @@ export function composefsImage(root: Inode): { root: Inode; xattrsOf: (inode: In
   const pair: readonly Xattr[] = [metacopy, redirect];
   const xattrsOf = (inode: Inode): readonly Xattr[] => {
     if (!isObjectFile(inode)) return inode.xattrs;
-    const digest = (inode.data as { digest: string }).digest;
     if (inode.xattrs.length > 0) return objectFileXattrs(inode);
+    const digest = (inode.data as { digest: string }).digest;
     putMetacopy(metacopy.value, digest);
     putRedirect(redirect.value, digest);
     return pair;
