@@ -97,6 +97,27 @@ describe("particle stage (composefs)", () => {
     expect(third.bytesAdded).toBe(4096 + 7 + img);
   });
 
+  // A re-stage does not list the xattrs of a file that had none and whose stamp (ctime included)
+  // is unchanged. setxattr moves ctime, so an xattr added or removed since is seen.
+  it("restaging sees an xattr added to a file and taken away again, with nothing else about it changed", () => {
+    const file = join(src, "dir/sub/random-1M+1");
+    const before = stageJson(`dir:${src}`, sysroot);
+    execFileSync("setfattr", ["-n", "user.added", "-v", "later", file]);
+    const added = stageJson(`dir:${src}`, sysroot);
+    expect(added.objectsAdded).toBe(0);
+    expect(added.imageDigest).not.toBe(before.imageDigest);
+    const m = join(mnt, "xattr-added");
+    mountDeployment(added.id, m);
+    expect(execFileSync("getfattr", ["-n", "user.added", "--only-values", join(m, "dir/sub/random-1M+1")]).toString()).toBe("later");
+    expect(compareTrees(src, m, { xattrs: true, skip: composefsWhiteout })).toEqual([]);
+    unmount(m);
+    // Staged again unchanged, the file is known to have xattrs: they are listed, and kept.
+    expect(stageJson(`dir:${src}`, sysroot).imageDigest).toBe(added.imageDigest);
+    execFileSync("setfattr", ["-x", "user.added", file]);
+    const removed = stageJson(`dir:${src}`, sysroot);
+    expect(removed.imageDigest).toBe(before.imageDigest);
+  });
+
   it("verify passes, then reports a corrupted object by name and exits non-zero", () => {
     expect(particle(["verify", "--sysroot", sysroot]).code).toBe(0);
     const digest = execFileSync("fsverity", ["digest", "--compact", join(src, "dir/sub/random-1M+1")]).toString().trim();

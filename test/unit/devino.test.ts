@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DevinoCache, parseRendered } from "../../runtime/src/store/devino.ts";
+import { DEVINO_FILE, DevinoCache, decodeCache } from "../../runtime/src/store/devino.ts";
 import { objectLookup } from "../../runtime/src/store/objects.ts";
 import { storeLayout } from "../../runtime/src/store/layout.ts";
-import { devinoOf, stampOf, type StatKey } from "../../runtime/src/tree/scan.ts";
+import type { StatKey } from "../../runtime/src/tree/scan.ts";
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -20,95 +20,112 @@ afterEach(() => {
 const key = (ino: number): StatKey => ({ dev: 2049, ino, size: 10, mtimeSec: 1, mtimeNsec: 2, ctimeSec: 3, ctimeNsec: 4 });
 const D1 = "a".repeat(64);
 
-describe("the devino cache, whose entries are checked when looked up", () => {
+describe("the devino cache, binary records indexed by device and inode", () => {
   it("gives back what the last stage remembered, and nothing for a changed stamp", () => {
-    const path = join(tmp(), "devino.json");
+    const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);
-    c.remember(key(1), D1);
+    c.remember(key(1), D1, false);
     c.save();
     const again = new DevinoCache(path);
     expect(again.lookup(key(1))).toBe(D1);
-    expect(again.lookup({ ...key(1), ctimeNsec: 5 })).toBeUndefined();
+    for (const field of ["dev", "ino", "size", "mtimeSec", "mtimeNsec", "ctimeSec", "ctimeNsec"] as const) {
+      expect(again.lookup({ ...key(1), [field]: key(1)[field] + 1 })).toBeUndefined();
+      expect(again.bare({ ...key(1), [field]: key(1)[field] + 1 })).toBe(false);
+    }
     expect(again.lookup(key(2))).toBeUndefined();
   });
 
-  it("keeps every file of a large stage (its table grows) and forgets the stage before", () => {
-    const path = join(tmp(), "devino.json");
+  it("says a file is bare only when it is unchanged and had no xattrs", () => {
+    const path = join(tmp(), DEVINO_FILE);
+    const c = new DevinoCache(path);
+    c.remember(key(1), D1, false);
+    c.remember(key(2), D1, true);
+    // Nothing is known before a save: the file is this stage's, not the last one's.
+    expect(c.bare(key(1))).toBe(false);
+    c.save();
+    const again = new DevinoCache(path);
+    expect(again.bare(key(1))).toBe(true);
+    expect(again.bare(key(2))).toBe(false);
+    expect(again.bare({ ...key(1), ctimeNsec: 5 })).toBe(false);
+    expect(again.bare(key(3))).toBe(false);
+  });
+
+  it("keeps every file of a large stage (its table grows, inodes collide in the index) and forgets the stage before", () => {
+    const path = join(tmp(), DEVINO_FILE);
     const first = new DevinoCache(path);
-    first.remember(key(1), D1);
+    first.remember(key(1), D1, false);
     first.save();
     const c = new DevinoCache(path);
     const digest = (i: number) => i.toString(16).padStart(64, "0");
-    for (let i = 2; i < 3002; i++) c.remember({ ...key(i), size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 }, digest(i));
+    const k = (i: number): StatKey => ({ ...key(i), dev: i % 3, size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 });
+    for (let i = 2; i < 3002; i++) c.remember(k(i), digest(i), i % 2 === 0);
+    // Same inode on another device, and inode numbers that differ only past 2^32.
+    c.remember({ ...k(7), dev: 99 }, D1, false);
+    c.remember({ ...k(7), ino: 7 + 2 ** 32 }, D1.replace(/a/g, "b"), false);
     c.save();
     const again = new DevinoCache(path);
-    for (const i of [2, 1025, 3001]) expect(again.lookup({ ...key(i), size: i, mtimeNsec: 999_999_999, ctimeSec: 2 ** 40 })).toBe(digest(i));
+    for (let i = 2; i < 3002; i++) {
+      expect(again.lookup(k(i))).toBe(digest(i));
+      expect(again.bare(k(i))).toBe(i % 2 === 1);
+    }
+    expect(again.lookup({ ...k(7), dev: 99 })).toBe(D1);
+    expect(again.lookup({ ...k(7), ino: 7 + 2 ** 32 })).toBe(D1.replace(/a/g, "b"));
     expect(again.lookup(key(1))).toBeUndefined();
   });
 
-  it("writes each entry as devino → \"stamp digest\", negative times included", () => {
-    const path = join(tmp(), "devino.json");
+  it("keeps negative times, inode numbers past 2^32 and a digest's every byte", () => {
+    const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);
     const k = { dev: 66306, ino: 2 ** 40 + 7, size: 0, mtimeSec: -86_400, mtimeNsec: 0, ctimeSec: 1_700_000_000, ctimeNsec: 999_999_999 };
-    c.remember(k, D1);
-    c.remember(key(9), D1);
+    const d = "0123456789abcdef".repeat(4);
+    c.remember(k, d, true);
     c.save();
-    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({
-      version: 2,
-      entries: { [devinoOf(k)]: `${stampOf(k)} ${D1}`, [devinoOf(key(9))]: `${stampOf(key(9))} ${D1}` },
-    });
-    expect(new DevinoCache(path).lookup(k)).toBe(D1);
+    expect(readFileSync(path).length).toBe(16 + 96);
+    expect(new DevinoCache(path).lookup(k)).toBe(d);
   });
 
-  it("ignores a bad entry (a digest that is not hex, a value that is not a string) and keeps the good ones", () => {
-    const path = join(tmp(), "devino.json");
-    const stamp = "10:1.2:3.4";
-    writeFileSync(path, JSON.stringify({
-      version: 2,
-      entries: { "2049:1": `${stamp} ${D1}`, "2049:2": `${stamp} ${"g".repeat(64)}`, "2049:3": 42, "2049:4": `${stamp} ${D1.slice(1)}` },
-    }));
-    const c = new DevinoCache(path);
-    expect(c.lookup(key(1))).toBe(D1);
-    expect(c.lookup(key(2))).toBeUndefined();
-    expect(c.lookup(key(3))).toBeUndefined();
-    expect(c.lookup(key(4))).toBeUndefined();
+  it("refuses to remember a digest that is not 64 hex digits", () => {
+    const c = new DevinoCache(join(tmp(), DEVINO_FILE));
+    expect(() => c.remember(key(1), "g".repeat(64), false)).toThrow(/not a sha256 digest/);
+    expect(() => c.remember(key(1), D1.slice(2), false)).toThrow(/not a sha256 digest/);
   });
 
-  it("reads its own file without JSON.parse, the same entries, and leaves any other text to JSON.parse", () => {
-    const path = join(tmp(), "devino.json");
+  it("decodes exactly what it encodes, and nothing cut short, lengthened or of another version", () => {
+    const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);
-    const k = { dev: 66306, ino: 2 ** 40 + 7, size: 0, mtimeSec: -86_400, mtimeNsec: 0, ctimeSec: 1_700_000_000, ctimeNsec: 999_999_999 };
-    c.remember(k, D1);
-    for (let i = 1; i < 50; i++) c.remember(key(i), i.toString(16).padStart(64, "0"));
+    for (let i = 1; i < 20; i++) c.remember(key(i), i.toString(16).padStart(64, "0"), i % 2 === 0);
     c.save();
     const bytes = readFileSync(path);
-    expect(Object.fromEntries(parseRendered(bytes)!)).toEqual(JSON.parse(bytes.toString()).entries);
-    expect(parseRendered(Buffer.from(`{"version":2,"entries":{}}`))).toEqual(new Map());
-    const entries = { "2049:1": `10:1.2:3.4 ${D1}` };
-    // Valid JSON that render() does not write: whitespace, an escape, a number, trailing bytes, another version.
-    for (const text of [
-      JSON.stringify({ version: 2, entries }, null, 1),
-      `{"version":2,"entries":{"2049:1":"10:1.2:3.4 \\u0061${D1.slice(1)}"}}`,
-      `{"version":2,"entries":{"2049:1":42}}`,
-      `${JSON.stringify({ version: 2, entries })}\n`,
-      JSON.stringify({ version: 3, entries }),
-    ]) {
-      expect(JSON.parse(text)).toBeTruthy();
-      expect(parseRendered(Buffer.from(text))).toBeUndefined();
-    }
-    // Such a file still loads (through JSON.parse).
-    writeFileSync(path, JSON.stringify({ version: 2, entries }, null, 1));
-    expect(new DevinoCache(path).lookup({ ...key(1), size: 10, mtimeSec: 1, mtimeNsec: 2, ctimeSec: 3, ctimeNsec: 4 })).toBe(D1);
-    // Cut short anywhere, it is not taken as a shorter cache.
-    for (let n = 0; n < bytes.length; n += 97) expect(parseRendered(bytes.subarray(0, n))).toBeUndefined();
+    expect(decodeCache(bytes)!.count).toBe(19);
+    // At an odd offset in a larger buffer, as a read can hand it over.
+    const odd = Buffer.alloc(bytes.length + 3);
+    bytes.copy(odd, 3);
+    expect(decodeCache(odd.subarray(3))!.keys).toEqual(decodeCache(bytes)!.keys);
+    for (let n = 0; n < bytes.length; n += 7) expect(decodeCache(bytes.subarray(0, n))).toBeUndefined();
+    expect(decodeCache(Buffer.concat([bytes, Buffer.alloc(1)]))).toBeUndefined();
+    const v4 = Buffer.from(bytes);
+    v4[8] = 4;
+    expect(decodeCache(v4)).toBeUndefined();
+    const other = Buffer.from(bytes);
+    other[0] = 0x51;
+    expect(decodeCache(other)).toBeUndefined();
   });
 
-  it("starts empty from a damaged file or another version, without failing", () => {
-    for (const text of ["{not json", JSON.stringify({ version: 1, entries: {} }), JSON.stringify({ version: 2, entries: [] })]) {
-      const path = join(tmp(), "devino.json");
-      writeFileSync(path, text);
+  it("starts empty from a damaged file or the old JSON cache, without failing, and removes the JSON cache at its save", () => {
+    const dir = tmp();
+    const path = join(dir, DEVINO_FILE);
+    for (const bytes of [Buffer.from("{not json"), Buffer.from("PDEVINO\0"), Buffer.alloc(0)]) {
+      writeFileSync(path, bytes);
       expect(new DevinoCache(path).lookup(key(1))).toBeUndefined();
     }
+    const old = join(dir, "devino.json");
+    writeFileSync(old, JSON.stringify({ version: 2, entries: { "2049:1": `10:1.2:3.4 ${D1}` } }));
+    const c = new DevinoCache(path);
+    expect(c.lookup(key(1))).toBeUndefined();
+    c.remember(key(1), D1, false);
+    c.save();
+    expect(existsSync(old)).toBe(false);
+    expect(new DevinoCache(path).lookup(key(1))).toBe(D1);
   });
 });
 

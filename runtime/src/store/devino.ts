@@ -1,67 +1,141 @@
 // ostree's "devino cache": a file whose device, inode, size, mtime and ctime are unchanged since the
 // last stage has the same content, so its digest is reused without reading it. ctime is part of
-// the key because it cannot be set from userspace: any write or chmod moves it.
+// the key because it cannot be set from userspace: any write, chmod or xattr change moves it. So
+// the cache also says whether the file had xattrs: one that had none still has none, and the scan
+// need not list them (60k llistxattr calls of a 60k-file re-stage, issue 13).
 //
-// The cache holds an entry for every file of the last stage plus one for every file of this one, so
-// its per-file cost is part of staging's peak memory (issue 13). The last stage's entries are one
-// string each, as parsed; this stage's are seven numbers in a typed array and the digest string the
-// tree already holds. Building "size:mtime:ctime digest" per file when it is remembered kept ~10
-// strings per file alive until the save (JSC keeps a template literal's parts as a rope): ~480k
-// strings for a 60k-file tree.
-import { existsSync, readFileSync } from "node:fs";
-import { z } from "zod";
+// The file is fixed-size binary records, read into typed arrays and indexed by an open-addressing
+// table: the JSON form (a string per entry, parsed, looked up by a built "dev:ino" key, rendered
+// again) was ~0.7 s of a 4 s re-stage and ~10 MB of strings (perf-notes §8).
+import { existsSync, readFileSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../system/atomic.ts";
-import { devinoOf, stampOf, type StatKey } from "../tree/scan.ts";
+import type { StatKey } from "../tree/scan.ts";
+
+/** The cache file's name under the store's cache/. */
+export const DEVINO_FILE = "devino.bin";
+/** The JSON cache of earlier versions, removed at the first save. */
+const OLD_FILE = "devino.json";
+
+const MAGIC = Buffer.from("PDEVINO\0", "latin1");
+const VERSION = 3;
+const HEAD = 16;
+/** dev, ino, size, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec, flags. */
+const FIELDS = 8;
+const DIGEST_BYTES = 32;
+const RECORD = FIELDS * 8 + DIGEST_BYTES;
+const HAS_XATTRS = 1;
 
 /**
- * "dev:ino" → "size:mtimeSec.nsec:ctimeSec.nsec digest". The entries are checked one by one when
- * looked up, not here: a regex per entry at load was ~100 ms of a 2 s re-stage (60k entries), and a
- * bad entry only costs reading that file again.
+ * The cache file's layout: a 16-byte head (magic, version, count as host-order u32s), the records'
+ * numbers as host-order float64s, then their digests. A file written on a host of the other byte
+ * order reads a version that is not 3 and is ignored; a cache is only ever read where it was written.
  */
-const CacheFile = z.object({
-  version: z.literal(2),
-  entries: z.custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v)),
-});
-const DIGEST = /^[0-9a-f]{64}$/;
+export function encodeCache(keys: Float64Array, digests: Uint8Array, count: number): Buffer {
+  const out = Buffer.alloc(HEAD + count * RECORD);
+  MAGIC.copy(out, 0);
+  const head = new Uint32Array(out.buffer, out.byteOffset + 8, 2);
+  head[0] = VERSION;
+  head[1] = count;
+  out.set(new Uint8Array(keys.buffer, keys.byteOffset, count * FIELDS * 8), HEAD);
+  out.set(digests.subarray(0, count * DIGEST_BYTES), HEAD + count * FIELDS * 8);
+  return out;
+}
+
+interface Decoded {
+  keys: Float64Array;
+  digests: Buffer;
+  count: number;
+}
+
+/** The records of a cache file, or undefined for anything that is not one whole file of this version. */
+export function decodeCache(b: Uint8Array): Decoded | undefined {
+  if (b.length < HEAD || !MAGIC.equals(b.subarray(0, 8))) return undefined;
+  // Copied out so the numbers are 8-byte aligned whatever buffer the file was read into.
+  const head = new Uint32Array(new Uint8Array(b.subarray(8, HEAD)).buffer);
+  const count = head[1]!;
+  if (head[0] !== VERSION || b.length !== HEAD + count * RECORD) return undefined;
+  const keys = new Float64Array(new Uint8Array(b.subarray(HEAD, HEAD + count * FIELDS * 8)).buffer);
+  const start = HEAD + count * FIELDS * 8;
+  const digests = Buffer.from(b.buffer, b.byteOffset + start, count * DIGEST_BYTES);
+  return { keys, digests, count };
+}
+
+/** Multiplicative hashing of (dev, ino) to `bits` bits; ino's high word is mixed in for inode numbers past 2^32. */
+const slotOf = (dev: number, ino: number, bits: number): number =>
+  Math.imul((ino >>> 0) ^ Math.imul(dev >>> 0, 0x85ebca6b) ^ Math.floor(ino / 0x100000000), 0x9e3779b1) >>> (32 - bits);
 
 export class DevinoCache {
-  private entries = new Map<string, unknown>();
-  /** dev, ino, size, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec per remembered file. */
-  private keys = new Float64Array(7 * 1024);
-  private digests: string[] = [];
+  /** The last stage's records. */
+  private last: Decoded = { keys: new Float64Array(0), digests: Buffer.alloc(0), count: 0 };
+  private slots = new Int32Array(1).fill(-1);
+  private bits = 0;
+  /** This stage's records, in the file's layout. */
+  private keys = new Float64Array(FIELDS * 1024);
+  private digests = Buffer.alloc(DIGEST_BYTES * 1024);
+  private count = 0;
 
   constructor(private readonly path: string) {
     if (!existsSync(path)) return;
     try {
-      const bytes = readFileSync(path);
-      // The file as render() writes it is read straight into the Map; anything else (a hand-edited
-      // cache) goes through JSON.parse, whose 60k-property object and Object.entries' pairs were
-      // ~20 MB of garbage at the start of a re-stage (issue 13).
-      this.entries = parseRendered(bytes) ?? new Map(Object.entries(CacheFile.parse(JSON.parse(bytes.toString("utf8"))).entries));
+      const got = decodeCache(readFileSync(path));
+      if (got) this.index(got);
     } catch {
-      // A damaged cache (or one of the older format) only costs re-hashing; never fail a stage over it.
-      this.entries = new Map();
+      // An unreadable cache only costs re-hashing; never fail a stage over it.
+    }
+  }
+
+  private index(d: Decoded): void {
+    let bits = 1;
+    while (1 << bits < 2 * d.count) bits++;
+    const slots = new Int32Array(1 << bits).fill(-1);
+    const mask = slots.length - 1;
+    for (let i = 0; i < d.count; i++) {
+      let s = slotOf(d.keys[FIELDS * i]!, d.keys[FIELDS * i + 1]!, bits);
+      while (slots[s] !== -1) s = (s + 1) & mask;
+      slots[s] = i;
+    }
+    this.last = d;
+    this.slots = slots;
+    this.bits = bits;
+  }
+
+  /** The last stage's record for this exact file (device, inode and stamp), or -1. */
+  private find(k: StatKey): number {
+    if (this.last.count === 0) return -1;
+    const f = this.last.keys;
+    const mask = this.slots.length - 1;
+    for (let s = slotOf(k.dev, k.ino, this.bits); ; s = (s + 1) & mask) {
+      const i = this.slots[s]!;
+      if (i === -1) return -1;
+      const at = FIELDS * i;
+      if (f[at] === k.dev && f[at + 1] === k.ino && f[at + 2] === k.size && f[at + 3] === k.mtimeSec && f[at + 4] === k.mtimeNsec && f[at + 5] === k.ctimeSec && f[at + 6] === k.ctimeNsec) return i;
     }
   }
 
   lookup(k: StatKey): string | undefined {
-    const e = this.entries.get(devinoOf(k));
-    if (typeof e !== "string") return undefined;
-    const stamp = stampOf(k);
-    if (e.length !== stamp.length + 65 || !e.startsWith(stamp) || e[stamp.length] !== " ") return undefined;
-    const digest = e.slice(stamp.length + 1);
-    return DIGEST.test(digest) ? digest : undefined;
+    const i = this.find(k);
+    return i < 0 ? undefined : this.last.digests.toString("hex", DIGEST_BYTES * i, DIGEST_BYTES * (i + 1));
   }
 
-  remember(k: StatKey, digest: string): void {
-    const n = this.digests.length;
-    if (7 * (n + 1) > this.keys.length) {
-      const grown = new Float64Array(this.keys.length * 2);
-      grown.set(this.keys);
-      this.keys = grown;
+  /** The file is unchanged since the last stage, which found it had no xattrs. */
+  bare(k: StatKey): boolean {
+    const i = this.find(k);
+    return i >= 0 && (this.last.keys[FIELDS * i + 7]! & HAS_XATTRS) === 0;
+  }
+
+  remember(k: StatKey, digest: string, hasXattrs: boolean): void {
+    const n = this.count;
+    if (FIELDS * (n + 1) > this.keys.length) {
+      const keys = new Float64Array(this.keys.length * 2);
+      keys.set(this.keys);
+      this.keys = keys;
+      const digests = Buffer.alloc(this.digests.length * 2);
+      this.digests.copy(digests);
+      this.digests = digests;
     }
     const f = this.keys;
-    const at = 7 * n;
+    const at = FIELDS * n;
     f[at] = k.dev;
     f[at + 1] = k.ino;
     f[at + 2] = k.size;
@@ -69,98 +143,21 @@ export class DevinoCache {
     f[at + 4] = k.mtimeNsec;
     f[at + 5] = k.ctimeSec;
     f[at + 6] = k.ctimeNsec;
-    this.digests.push(digest);
+    f[at + 7] = hasXattrs ? HAS_XATTRS : 0;
+    if (this.digests.write(digest, DIGEST_BYTES * n, DIGEST_BYTES, "hex") !== DIGEST_BYTES) throw new Error(`devino cache: ${digest} is not a sha256 digest`);
+    this.count++;
   }
 
   /** Keeps only the files of the latest stage, so the cache does not grow without bound. */
   save(): void {
-    this.entries = new Map();
-    writeFileAtomic(this.path, this.render());
-  }
-
-  /**
-   * The cache file: keys and values are digits, '-', ':', '.', ' ' and hex, so nothing needs
-   * escaping. Written byte by byte into one buffer: a string per entry (a template literal is ~15
-   * strings in JSC before it is flattened) made the save the last peak of a stage's memory, +45 MB
-   * of garbage for 60k files (issue 13). Same text as `"${devinoOf(k)}":"${stampOf(k)} ${digest}"`.
-   */
-  private render(): Buffer {
-    const n = this.digests.length;
-    let out = Buffer.allocUnsafe(64 + n * 160);
-    let len = 0;
-    const byte = (c: number) => {
-      if (len === out.length) {
-        const grown = Buffer.allocUnsafe(2 * out.length);
-        out.copy(grown);
-        out = grown;
-      }
-      out[len++] = c;
-    };
-    const text = (s: string) => {
-      for (let i = 0; i < s.length; i++) byte(s.charCodeAt(i));
-    };
-    const digits = new Uint8Array(24);
-    const int = (v: number) => {
-      if (!Number.isSafeInteger(v)) return text(String(v));
-      if (v < 0) byte(0x2d);
-      let a = Math.abs(v);
-      let d = 0;
-      do {
-        digits[d++] = 0x30 + (a % 10);
-        a = Math.floor(a / 10);
-      } while (a > 0);
-      while (d > 0) byte(digits[--d]!);
-    };
-    const f = this.keys;
-    text(`{"version":2,"entries":{`);
-    for (let i = 0; i < n; i++) {
-      const at = 7 * i;
-      if (i > 0) byte(0x2c);
-      byte(0x22);
-      int(f[at]!); byte(0x3a); int(f[at + 1]!);
-      text(`":"`);
-      int(f[at + 2]!); byte(0x3a); int(f[at + 3]!); byte(0x2e); int(f[at + 4]!); byte(0x3a); int(f[at + 5]!); byte(0x2e); int(f[at + 6]!);
-      byte(0x20);
-      text(this.digests[i]!);
-      byte(0x22);
-    }
-    text("}}");
-    return out.subarray(0, len);
-  }
-}
-
-const HEAD = Buffer.from(`{"version":2,"entries":{`);
-const QUOTE = 0x22;
-
-/**
- * The entries of a cache file exactly as render() writes it: `"key":"value"` pairs separated by
- * commas, no whitespace, no escapes. undefined for any other text, which the caller parses as JSON.
- */
-export function parseRendered(b: Buffer): Map<string, unknown> | undefined {
-  if (b.length < HEAD.length + 2 || !b.subarray(0, HEAD.length).equals(HEAD)) return undefined;
-  const out = new Map<string, unknown>();
-  let p = HEAD.length;
-  // One quoted run of plain bytes; -1 when it is not one.
-  const quoted = (from: number): number => {
-    if (b[from] !== QUOTE) return -1;
-    for (let i = from + 1; i < b.length; i++) {
-      const c = b[i]!;
-      if (c === QUOTE) return i;
-      if (c === 0x5c || c < 0x20 || c > 0x7e) return -1;
-    }
-    return -1;
-  };
-  if (b[p] !== 0x7d) {
-    for (;;) {
-      const keyEnd = quoted(p);
-      if (keyEnd < 0 || b[keyEnd + 1] !== 0x3a) return undefined;
-      const valueEnd = quoted(keyEnd + 2);
-      if (valueEnd < 0) return undefined;
-      out.set(b.toString("latin1", p + 1, keyEnd), b.toString("latin1", keyEnd + 3, valueEnd));
-      p = valueEnd + 1;
-      if (b[p] === 0x2c) p++;
-      else break;
+    this.last = { keys: new Float64Array(0), digests: Buffer.alloc(0), count: 0 };
+    writeFileAtomic(this.path, encodeCache(this.keys, this.digests, this.count));
+    const old = join(dirname(this.path), OLD_FILE);
+    if (old === this.path) return;
+    try {
+      unlinkSync(old);
+    } catch {
+      // Not there: the usual case.
     }
   }
-  return p + 2 === b.length && b[p] === 0x7d && b[p + 1] === 0x7d ? out : undefined;
 }

@@ -18,7 +18,7 @@ import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
 import { writeErofs } from "../erofs/writer.ts";
 import { composefsImage } from "../composefs/encode.ts";
-import { DevinoCache } from "./devino.ts";
+import { DEVINO_FILE, DevinoCache } from "./devino.ts";
 import { parseOsRelease } from "./os-release.ts";
 import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
 import { imagePath, objectPath, storeLayout, type StoreLayout } from "./layout.ts";
@@ -237,7 +237,13 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   // --format auto is resolved only here, from the tree's kernel: a tree whose kernel needs another
   // format is refused before any of its files is linked away.
   if (opts.consume && format !== "composefs") throw new Error(`--consume: only a tree staged as composefs can be consumed; its kernel boots ${format} (nothing was staged, the tree is untouched)`);
-  const scan = scanTree(treeDir);
+  // A tarball is unpacked under work/, which is removed afterwards: its files can become the
+  // objects themselves. A directory is consumed only when the user gives it away (--consume).
+  const consume = src.kind === "tar" || (src.kind === "dir" && opts.consume === true);
+  // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time, and a
+  // consumed tree is gone afterwards: no cache.
+  const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, DEVINO_FILE)) : undefined;
+  const scan = scanTree(treeDir, cache && ((k) => cache.bare(k)));
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
   const short = precheckStageSpace(format, scan.fileCount, scan.storedBytes, opts.sysroot, diskFree(l.root).free);
   if (short) throw short;
@@ -248,12 +254,6 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   // a number per object instead of a path string (~7 MB for 57k objects, issue 13).
   const staged = new Map<string, number>();
   const objectsDir = join(work, "objects");
-  // A tarball is unpacked under work/, which is removed afterwards: its files can become the
-  // objects themselves. A directory is consumed only when the user gives it away (--consume).
-  const consume = src.kind === "tar" || (src.kind === "dir" && opts.consume === true);
-  // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time, and a
-  // consumed tree is gone afterwards: no cache.
-  const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, "devino.json")) : undefined;
 
   if (format === "composefs") {
     mkdirSync(objectsDir);
@@ -279,7 +279,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
       const cached = cache?.lookup(file);
       if (cached && stored(cached)) {
         inode.data = { kind: "object", digest: cached };
-        cache!.remember(file, cached);
+        cache!.remember(file, cached, inode.xattrs.length > 0);
         filesReused++;
         continue;
       }
@@ -288,7 +288,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     scan.files.length = 0;
     await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
       todo[i]!.inode.data = { kind: "object", digest: got.digest };
-      cache?.remember(todo[i]!, got.digest);
+      cache?.remember(todo[i]!, got.digest, todo[i]!.inode.xattrs.length > 0);
       if (!got.tmp) return;
       // Two files with the same new content: keep the first copy.
       if (staged.has(got.digest)) rmSync(got.tmp);

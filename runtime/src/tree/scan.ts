@@ -55,16 +55,9 @@ export function statKey(st: BigIntStats): StatKey {
   return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeSec, mtimeNsec, ctimeSec, ctimeNsec };
 }
 
-export function sameKey(a: StatKey, b: StatKey): boolean {
-  return a.dev === b.dev && a.ino === b.ino && sameStamp(a, b);
-}
-
 /** Same size, mtime and ctime: the content has not been written since. */
 export const sameStamp = (a: StatKey, b: StatKey): boolean =>
   a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec;
-
-export const devinoOf = (k: StatKey): string => `${k.dev}:${k.ino}`;
-export const stampOf = (k: StatKey): string => `${k.size}:${k.mtimeSec}.${k.mtimeNsec}:${k.ctimeSec}.${k.ctimeNsec}`;
 
 /** The file kind of a stat mode, or undefined for a type the model does not know. */
 export const kindOf = (mode: bigint | number): NodeKind | undefined => KINDS[Number(mode) & S_IFMT];
@@ -108,8 +101,10 @@ export const storedBound = (size: number, blocks: number): number => (size < SPA
 /**
  * Reads the tree under `rootPath` (Bun only: the per-entry syscalls go through bun:ffi). One stat
  * record is reused for every entry: each visit reads what it needs of it before it descends.
+ * `bare` says a regular file is known to have no xattrs (the devino cache's word for a file unchanged
+ * since it was last listed), so they are not listed again.
  */
-export function scanTree(rootPath: string): ScanResult {
+export function scanTree(rootPath: string, bare?: (k: StatKey) => boolean): ScanResult {
   const files: ScannedFile[] = [];
   const links = new Map<string, Inode>();
   const probe = new EntryProbe();
@@ -133,7 +128,7 @@ export function scanTree(rootPath: string): ScanResult {
       gid: st.gid,
       mtimeSec: st.mtimeSec,
       mtimeNsec: st.mtimeNsec,
-      xattrs: readXattrs(probe, path),
+      xattrs: kind === "file" && bare?.(st) ? NO_XATTRS : readXattrs(probe, path),
       size: 0,
     };
     if (linkKey) links.set(linkKey, inode);

@@ -270,7 +270,7 @@ kv entries "$(ls /efi/loader/entries | tr '\\n' ' ')"
 
 /**
  * The store seen by an unprivileged user of the booted system: no object or image can be read, no
- * private directory even listed (the caches' own files, such as devino.json, keep the modes their
+ * private directory even listed (the caches' own files, such as devino.bin, keep the modes their
  * writers gave them, behind cache/'s 0700); /etc/shadow only through the mount, where its own mode
  * keeps nobody out.
  */
