@@ -303,10 +303,10 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     // Emptied here: a heap census found the job records (60k path buffers and stat keys) still
     // alive through the image phase after this function had returned (issue 13).
     todo.length = 0;
-    // The records just dropped, the workers' replies and the cache lookups' key strings (a few per
-    // file) are garbage now, and Bun had not collected them before the image phase stacked its own
-    // allocations on top: with this collection a 60k-file first stage peaked at ~195 MB instead of
-    // ~237, a re-stage at ~211 instead of ~249, and the re-stage took no longer (issue 13).
+    // The records just dropped and the workers' replies are garbage now, and Bun had not
+    // collected them before the image phase stacked its own allocations on top: with this
+    // collection a 60k-file first stage peaked at ~195 MB instead of ~237, a re-stage at ~211
+    // instead of ~249, and the re-stage took no longer (issue 13).
     releaseMemory();
     log(`[${at()}] read ${read} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
