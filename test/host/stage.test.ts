@@ -132,6 +132,27 @@ describe("particle stage (composefs)", () => {
     expect(particle(["verify", "1", "--sysroot", sysroot]).code).toBe(0);
   });
 
+  // The scan holds one directory open per level down to OPEN_DEPTH (64) and reads deeper ones by
+  // whole path: both ways must give the same tree.
+  it("stages a tree deeper than the scan holds directories open, equal to the source", () => {
+    const deep = join(base, "deep");
+    let d = deep;
+    for (let i = 0; i < 80; i++) {
+      d = join(d, `d${i}`);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, `f${i}`), `level ${i}\n`);
+      if (i % 10 === 0) execFileSync("setfattr", ["-n", "user.level", "-v", String(i), d]);
+    }
+    execFileSync("ln", ["-s", "../f78", join(d, "up")]);
+    const root = join(base, "sys-deep");
+    const r = stageJson(`dir:${deep}`, root);
+    const m = join(mnt, "deep");
+    mountDeployment(r.id, m, root);
+    expect(compareTrees(deep, m, { xattrs: true, skip: (p) => ["/etc", "/var", "/sysroot"].includes(p) })).toEqual([]);
+    expect(readFileSync(join(m, ...Array.from({ length: 80 }, (_, i) => `d${i}`), "f79"), "utf8")).toBe("level 79\n");
+    unmount(m);
+  });
+
   it("is also reachable as particle-stage", () => {
     const r = particle(["dir:" + join(src, "dir"), "--sysroot", join(base, "alias"), "--json", "--version", "7.1"], { argv0: "particle-stage" });
     expect(r.code, r.stderr).toBe(0);

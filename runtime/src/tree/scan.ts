@@ -48,6 +48,8 @@ const KINDS: Record<number, NodeKind> = {
 };
 
 const SLASH = Buffer.from("/");
+/** How many directories a scan holds open at once, one per level. */
+export const OPEN_DEPTH = 64;
 
 export function statKey(st: BigIntStats): StatKey {
   const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs);
@@ -81,7 +83,7 @@ export function inodeFromStat(st: BigIntStats, kind: NodeKind, xattrs: Xattr[]):
 }
 
 function readXattrs(probe: EntryProbe, path: Buffer): Xattr[] {
-  const names = probe.xattrNames();
+  const names = probe.at(path).xattrNames();
   if (names.length === 0) return NO_XATTRS;
   // POSIX ACLs are stored as system.* xattrs; they are carried like any other xattr.
   return sortXattrs(names.map((name) => ({ name, value: getXattr(path, name) })));
@@ -113,7 +115,7 @@ export function scanTree(rootPath: string, bare?: (k: StatKey) => boolean): Scan
   let totalBytes = 0;
   let storedBytes = 0;
 
-  const visit = (path: Buffer): Inode => {
+  const visit = (path: Buffer, depth: number): Inode => {
     const kind = kindOf(st.mode);
     if (!kind) throw new Error(`${path.toString()}: unsupported file type (mode ${st.mode.toString(8)})`);
     const linkKey = kind !== "dir" && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
@@ -153,12 +155,26 @@ export function scanTree(rootPath: string, bare?: (k: StatKey) => boolean): Scan
         inode.rdevMinor = st.rdevMinor;
         break;
       case "dir": {
-        const names = readdirSync(path, { encoding: "buffer" });
         const entries: Entry[] = [];
-        for (const name of names) {
-          const child = Buffer.concat([path, SLASH, name]);
-          probe.at(child).stat(st);
-          entries.push({ name, inode: visit(child) });
+        // The directory stays open while its subdirectories are read: up to OPEN_DEPTH levels, so a
+        // pathologically deep tree cannot run out of descriptors. Below that, whole paths.
+        if (depth < OPEN_DEPTH) {
+          const fd = probe.openDir(path);
+          try {
+            for (const name of probe.list(fd, path)) {
+              const child = Buffer.concat([path, SLASH, name]);
+              probe.statAt(fd, name, child, st);
+              entries.push({ name, inode: visit(child, depth + 1) });
+            }
+          } finally {
+            probe.closeDir(fd);
+          }
+        } else {
+          for (const name of readdirSync(path, { encoding: "buffer" })) {
+            const child = Buffer.concat([path, SLASH, name]);
+            probe.at(child).stat(st);
+            entries.push({ name, inode: visit(child, depth + 1) });
+          }
         }
         inode.entries = sortEntries(entries);
         break;
@@ -176,5 +192,5 @@ export function scanTree(rootPath: string, bare?: (k: StatKey) => boolean): Scan
     throw new Error(`source ${rootPath}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such directory" : (e as Error).message}`);
   }
   if (kindOf(st.mode) !== "dir") throw new Error(`source ${rootPath}: not a directory`);
-  return { root: visit(rootBuf), files, fileCount, totalBytes, storedBytes };
+  return { root: visit(rootBuf, 0), files, fileCount, totalBytes, storedBytes };
 }
