@@ -73,6 +73,24 @@ describe("the devino cache, binary records indexed by device and inode", () => {
     expect(again.lookup(key(1))).toBeUndefined();
   });
 
+  it("carries an unchanged file's record into the next stage as it was, its xattr flag included", () => {
+    const path = join(tmp(), DEVINO_FILE);
+    const c = new DevinoCache(path);
+    c.remember(key(1), D1, false);
+    c.remember(key(2), "b".repeat(64), true);
+    c.save();
+    const next = new DevinoCache(path);
+    for (const i of [2, 1]) next.keep(next.find(key(i)));
+    expect(next.find(key(3))).toBe(-1);
+    next.save();
+    const again = new DevinoCache(path);
+    expect(again.lookup(key(1))).toBe(D1);
+    expect(again.bare(key(1))).toBe(true);
+    expect(again.lookup(key(2))).toBe("b".repeat(64));
+    expect(again.bare(key(2))).toBe(false);
+    expect(readFileSync(path).length).toBe(16 + 2 * 96);
+  });
+
   it("keeps negative times, inode numbers past 2^32 and a digest's every byte", () => {
     const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);

@@ -52,10 +52,12 @@ interface Decoded {
 export function decodeCache(b: Uint8Array): Decoded | undefined {
   if (b.length < HEAD || !MAGIC.equals(b.subarray(0, 8))) return undefined;
   // Copied out so the numbers are 8-byte aligned whatever buffer the file was read into.
-  const head = new Uint32Array(new Uint8Array(b.subarray(8, HEAD)).buffer);
+  const head = new Uint32Array(2);
+  new Uint8Array(head.buffer).set(b.subarray(8, HEAD));
   const count = head[1]!;
   if (head[0] !== VERSION || b.length !== HEAD + count * RECORD) return undefined;
-  const keys = new Float64Array(new Uint8Array(b.subarray(HEAD, HEAD + count * FIELDS * 8)).buffer);
+  const keys = new Float64Array(count * FIELDS);
+  new Uint8Array(keys.buffer).set(b.subarray(HEAD, HEAD + count * FIELDS * 8));
   const start = HEAD + count * FIELDS * 8;
   const digests = Buffer.from(b.buffer, b.byteOffset + start, count * DIGEST_BYTES);
   return { keys, digests, count };
@@ -101,7 +103,7 @@ export class DevinoCache {
   }
 
   /** The last stage's record for this exact file (device, inode and stamp), or -1. */
-  private find(k: StatKey): number {
+  find(k: StatKey): number {
     if (this.last.count === 0) return -1;
     const f = this.last.keys;
     const mask = this.slots.length - 1;
@@ -113,9 +115,14 @@ export class DevinoCache {
     }
   }
 
+  /** The digest of the last stage's record `i` (from `find`). */
+  digestAt(i: number): string {
+    return this.last.digests.toString("hex", DIGEST_BYTES * i, DIGEST_BYTES * (i + 1));
+  }
+
   lookup(k: StatKey): string | undefined {
     const i = this.find(k);
-    return i < 0 ? undefined : this.last.digests.toString("hex", DIGEST_BYTES * i, DIGEST_BYTES * (i + 1));
+    return i < 0 ? undefined : this.digestAt(i);
   }
 
   /** The file is unchanged since the last stage, which found it had no xattrs. */
@@ -124,16 +131,30 @@ export class DevinoCache {
     return i >= 0 && (this.last.keys[FIELDS * i + 7]! & HAS_XATTRS) === 0;
   }
 
+  private grow(): void {
+    if (FIELDS * (this.count + 1) <= this.keys.length) return;
+    const keys = new Float64Array(this.keys.length * 2);
+    keys.set(this.keys);
+    this.keys = keys;
+    const digests = Buffer.alloc(this.digests.length * 2);
+    this.digests.copy(digests);
+    this.digests = digests;
+  }
+
+  /**
+   * Carries the last stage's record `i` (from `find`) into this stage's, as it is: an unchanged
+   * file, whose digest need not be parsed from hex again (60k files of a re-stage).
+   */
+  keep(i: number): void {
+    this.grow();
+    const n = this.count++;
+    for (let j = 0; j < FIELDS; j++) this.keys[FIELDS * n + j] = this.last.keys[FIELDS * i + j]!;
+    this.last.digests.copy(this.digests, DIGEST_BYTES * n, DIGEST_BYTES * i, DIGEST_BYTES * (i + 1));
+  }
+
   remember(k: StatKey, digest: string, hasXattrs: boolean): void {
+    this.grow();
     const n = this.count;
-    if (FIELDS * (n + 1) > this.keys.length) {
-      const keys = new Float64Array(this.keys.length * 2);
-      keys.set(this.keys);
-      this.keys = keys;
-      const digests = Buffer.alloc(this.digests.length * 2);
-      this.digests.copy(digests);
-      this.digests = digests;
-    }
     const f = this.keys;
     const at = FIELDS * n;
     f[at] = k.dev;

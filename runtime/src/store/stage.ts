@@ -276,12 +276,15 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
         known++;
         continue;
       }
-      const cached = cache?.lookup(file);
-      if (cached && stored(cached)) {
-        inode.data = { kind: "object", digest: cached };
-        cache!.remember(file, cached, inode.xattrs.length > 0);
-        filesReused++;
-        continue;
+      const hit = cache ? cache.find(file) : -1;
+      if (hit >= 0) {
+        const cached = cache!.digestAt(hit);
+        if (stored(cached)) {
+          inode.data = { kind: "object", digest: cached };
+          cache!.keep(hit);
+          filesReused++;
+          continue;
+        }
       }
       todo.push(file);
     }
