@@ -387,13 +387,13 @@ export function addMountPoints(root: Inode): void {
 }
 const MOUNT_POINTS = ["etc", "sysroot", "var"].map((n) => Buffer.from(n));
 
-/** Every object the deployment's image redirects to (empty files need none). */
+/** Every object the deployment's image redirects to (empty files need none), repeats included. */
 function usedObjects(root: Inode): string[] {
-  const set = new Set<string>();
+  const out: string[] = [];
   fileInodesOf(root, (inode) => {
-    if (inode.size > 0 && inode.data?.kind === "object") set.add(inode.data.digest);
+    if (inode.size > 0 && inode.data?.kind === "object") out.push(inode.data.digest);
   });
-  return [...set];
+  return out;
 }
 
 async function mksquashfs(dir: string, out: string): Promise<void> {
