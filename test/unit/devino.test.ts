@@ -73,6 +73,17 @@ describe("the devino cache, binary records indexed by device and inode", () => {
     expect(again.lookup(key(1))).toBeUndefined();
   });
 
+  it("takes room for the files it is told of, and still grows past it", () => {
+    const path = join(tmp(), DEVINO_FILE);
+    const c = new DevinoCache(path);
+    c.expect(2000);
+    const digest = (i: number) => i.toString(16).padStart(64, "0");
+    for (let i = 1; i <= 2500; i++) c.remember(key(i), digest(i), false);
+    c.save();
+    const again = new DevinoCache(path);
+    for (let i = 1; i <= 2500; i++) expect(again.lookup(key(i))).toBe(digest(i));
+  });
+
   it("carries an unchanged file's record into the next stage as it was, its xattr flag included", () => {
     const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);

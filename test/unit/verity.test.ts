@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VerityHasher, verityDigest } from "../../runtime/src/verity/digest.ts";
+import { sha256, sha256Into } from "../../runtime/src/verity/sha256.ts";
 import { deterministicBytes } from "../host/lib/fixture.ts";
 
 const bytes = (n: number, seed = 1) => deterministicBytes(n, seed);
@@ -32,6 +33,14 @@ describe("fs-verity digest", () => {
     writeFileSync(f, data);
     const out = execFileSync("fsverity", ["digest", "--compact", f]).toString().trim();
     expect(verityDigest(data)).toBe(out);
+  });
+
+  it("hashes into the caller's buffer what sha256 returns", () => {
+    const out = new Uint8Array(32);
+    for (const data of [bytes(0), bytes(4096, 3), bytes(100_000, 4)]) {
+      expect(sha256Into(data, out)).toBe(out);
+      expect(Buffer.from(out)).toEqual(Buffer.from(sha256(data)));
+    }
   });
 
   it("does not depend on how the input is chunked", () => {

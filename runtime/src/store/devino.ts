@@ -142,6 +142,14 @@ export class DevinoCache {
     return i >= 0 && (this.last.keys[FIELDS * i + 7]! & HAS_XATTRS) === 0;
   }
 
+  /**
+   * Room for `more` records beyond those held, when the caller knows how many are coming: a first
+   * stage's 57k files otherwise grew the arrays by doubling, with each old copy garbage (issue 13).
+   */
+  expect(more: number): void {
+    this.reserve(this.count + more);
+  }
+
   private grow(): void {
     if (FIELDS * (this.count + 1) > this.keys.length) this.reserve(2 * (this.keys.length / FIELDS));
   }

@@ -9,22 +9,65 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ingestFile, type IngestHow, type Ingested, type SourceFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
-import type { StatKey } from "../tree/scan.ts";
 
-export interface IngestJob {
-  n: number;
-  path: Uint8Array;
-  key: StatKey;
-}
-
+/**
+ * A batch of consecutive files, `first` to `first + count - 1`, packed into three arrays that are
+ * transferred, not copied. A job object per file, with the file's path `Buffer` in it, cost the
+ * main thread ~26 MB that grew through the ingest: cloning a `Buffer` for a message gives it an
+ * `ArrayBuffer` of its own, which then lived on in the tree model (issue 13).
+ */
 export interface IngestBatch {
   sysroot: string;
   tmpDir: string;
   how: IngestHow;
-  jobs: IngestJob[];
+  first: number;
+  count: number;
+  /** Every path's bytes, one after the other; path i ends at `ends[i]`. */
+  paths: Uint8Array;
+  ends: Uint32Array;
+  /** KEY_FIELDS numbers per file, in StatKey's order. */
+  keys: Float64Array;
 }
 
-export type IngestReply = { n: number; digest: string; tmp?: string; bytes: number } | { n: number; error: string; code?: string };
+/** `tmp` is whether the bytes were staged (at tmpFor(tmpDir, n)): the main thread knows the path. */
+export type IngestReply = { n: number; digest: string; tmp: boolean; bytes: number } | { n: number; error: string; code?: string };
+
+const KEY_FIELDS = 7;
+
+/** Packs files[first, first + count) for a worker. */
+export function packBatch(files: SourceFile[], first: number, count: number, rest: Pick<IngestBatch, "sysroot" | "tmpDir" | "how">): IngestBatch {
+  let bytes = 0;
+  for (let i = 0; i < count; i++) bytes += files[first + i]!.path.length;
+  const paths = new Uint8Array(bytes);
+  const ends = new Uint32Array(count);
+  const keys = new Float64Array(count * KEY_FIELDS);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const f = files[first + i]!;
+    paths.set(f.path, at);
+    ends[i] = at += f.path.length;
+    const k = i * KEY_FIELDS;
+    keys[k] = f.dev;
+    keys[k + 1] = f.ino;
+    keys[k + 2] = f.size;
+    keys[k + 3] = f.mtimeSec;
+    keys[k + 4] = f.mtimeNsec;
+    keys[k + 5] = f.ctimeSec;
+    keys[k + 6] = f.ctimeNsec;
+  }
+  return { ...rest, first, count, paths, ends, keys };
+}
+
+/** The i-th file of a packed batch, as ingestFile takes it. */
+export function unpackFile(b: IngestBatch, i: number): SourceFile {
+  const k = i * KEY_FIELDS;
+  const keys = b.keys;
+  return {
+    path: Buffer.from(b.paths.subarray(i === 0 ? 0 : b.ends[i - 1], b.ends[i])),
+    dev: keys[k]!, ino: keys[k + 1]!, size: keys[k + 2]!,
+    mtimeSec: keys[k + 3]!, mtimeNsec: keys[k + 4]!, ctimeSec: keys[k + 5]!, ctimeNsec: keys[k + 6]!,
+  };
+}
 
 const BATCH = 64;
 /**
@@ -65,13 +108,10 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
         if (--active === 0) (failed ? reject(failed) : resolve());
         return;
       }
-      const jobs: IngestJob[] = [];
-      for (const end = Math.min(next + BATCH, files.length); next < end; next++) {
-        const f = files[next]!;
-        jobs.push({ n: next, path: f.path, key: { dev: f.dev, ino: f.ino, size: f.size, mtimeSec: f.mtimeSec, mtimeNsec: f.mtimeNsec, ctimeSec: f.ctimeSec, ctimeNsec: f.ctimeNsec } });
-      }
-      const batch: IngestBatch = { sysroot, tmpDir, how, jobs };
-      w.postMessage(batch);
+      const count = Math.min(BATCH, files.length - next);
+      const batch = packBatch(files, next, count, { sysroot, tmpDir, how });
+      next += count;
+      w.postMessage(batch, [batch.paths.buffer, batch.ends.buffer, batch.keys.buffer] as ArrayBuffer[]);
     };
     for (let i = 0; i < workers; i++) {
       const w = new Worker(workerUrl(), { smol: true } as WorkerOptions);
@@ -80,7 +120,7 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
       w.onmessage = (e: MessageEvent<IngestReply[]>) => {
         for (const r of e.data) {
           if ("error" in r) failed ??= new IngestError(r.error, r.code);
-          else onDone(r.n, { digest: r.digest, tmp: r.tmp, bytes: r.bytes });
+          else onDone(r.n, { digest: r.digest, tmp: r.tmp ? tmpFor(tmpDir, r.n) : undefined, bytes: r.bytes });
         }
         feed(w);
       };

@@ -289,6 +289,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
       todo.push(file);
     }
     scan.files.length = 0;
+    cache?.expect(todo.length);
     await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
       todo[i]!.inode.data = { kind: "object", digest: got.digest };
       cache?.remember(todo[i]!, got.digest, todo[i]!.inode.xattrs.length > 0);

@@ -8,7 +8,7 @@
 // hash is the root. A file of one block has the hash of that block as root; an empty file has an
 // all-zero root. The file digest is the SHA-256 of the 256-byte fsverity_descriptor holding
 // version, algorithm, log2(block size), data size and root hash.
-import { sha256 } from "./sha256.ts";
+import { sha256, sha256Into } from "./sha256.ts";
 
 export const VERITY_BLOCK = 4096;
 const DIGEST = 32;
@@ -27,6 +27,8 @@ export class VerityHasher {
   /** levels[i]: hashes of level i not yet packed into a full block above. */
   private levels: Buffer[] = [];
   private levelLens: number[] = [];
+  /** Every block hash lands here and is copied out before the next one is made. */
+  private readonly out = new Uint8Array(DIGEST);
 
   update(chunk: Uint8Array): void {
     let off = 0;
@@ -37,7 +39,7 @@ export class VerityHasher {
       this.pendingLen += n;
       off = n;
       if (this.pendingLen === VERITY_BLOCK) {
-        this.pushHash(0, sha256(this.pending));
+        this.pushHash(0, sha256Into(this.pending, this.out));
         this.pendingLen = 0;
       }
     }
@@ -46,7 +48,7 @@ export class VerityHasher {
       const block = chunk.subarray(off, off + VERITY_BLOCK);
       // Sparse files are mostly zero blocks; memcmp stops at the first non-zero byte, so this
       // costs nothing on ordinary data and skips hashing holes.
-      this.pushHash(0, Buffer.compare(block, ZERO_BLOCK) === 0 ? ZERO_BLOCK_HASH : sha256(block));
+      this.pushHash(0, Buffer.compare(block, ZERO_BLOCK) === 0 ? ZERO_BLOCK_HASH : sha256Into(block, this.out));
       off += VERITY_BLOCK;
     }
     if (off < chunk.length) {
@@ -78,7 +80,7 @@ export class VerityHasher {
     buf.set(h, this.levelLens[level]!);
     this.levelLens[level]! += DIGEST;
     if (this.levelLens[level] === VERITY_BLOCK) {
-      const up = sha256(buf);
+      const up = sha256Into(buf, this.out);
       this.levelLens[level] = 0;
       buf.fill(0);
       this.levelCounts[level] = (this.levelCounts[level] ?? 0) + 1;
