@@ -158,23 +158,16 @@ export function scanTree(rootPath: string, bare?: (k: StatKey) => boolean): Scan
         const entries: Entry[] = [];
         // The directory stays open while its subdirectories are read: up to OPEN_DEPTH levels, so a
         // pathologically deep tree cannot run out of descriptors. Below that, whole paths.
-        if (depth < OPEN_DEPTH) {
-          const fd = probe.openDir(path);
-          try {
-            for (const name of probe.list(fd, path)) {
-              const child = Buffer.concat([path, SLASH, name]);
-              probe.statAt(fd, name, child, st);
-              entries.push({ name, inode: visit(child, depth + 1) });
-            }
-          } finally {
-            probe.closeDir(fd);
-          }
-        } else {
-          for (const name of readdirSync(path, { encoding: "buffer" })) {
+        const fd = depth < OPEN_DEPTH ? probe.openDir(path) : -1;
+        try {
+          for (const name of fd >= 0 ? probe.list(fd, path) : readdirSync(path, { encoding: "buffer" })) {
             const child = Buffer.concat([path, SLASH, name]);
-            probe.at(child).stat(st);
+            if (fd >= 0) probe.statAt(fd, name, child, st);
+            else probe.at(child).stat(st);
             entries.push({ name, inode: visit(child, depth + 1) });
           }
+        } finally {
+          if (fd >= 0) probe.closeDir(fd);
         }
         inode.entries = sortEntries(entries);
         break;
