@@ -73,6 +73,27 @@ describe("the devino cache, binary records indexed by device and inode", () => {
     expect(again.lookup(key(1))).toBeUndefined();
   });
 
+  it("forgets the last stage's records when told, and still saves this stage's", () => {
+    const path = join(tmp(), DEVINO_FILE);
+    const first = new DevinoCache(path);
+    first.remember(key(1), D1, false);
+    first.remember(key(2), D1, false);
+    first.save();
+    const c = new DevinoCache(path);
+    const hit = c.find(key(1));
+    expect(hit).toBeGreaterThanOrEqual(0);
+    c.keep(hit);
+    c.forgetLast();
+    expect(c.find(key(1))).toBe(-1);
+    expect(c.bare(key(2))).toBe(false);
+    c.remember(key(3), D1.replace(/a/g, "c"), true);
+    c.save();
+    const again = new DevinoCache(path);
+    expect(again.lookup(key(1))).toBe(D1);
+    expect(again.lookup(key(2))).toBeUndefined();
+    expect(again.lookup(key(3))).toBe(D1.replace(/a/g, "c"));
+  });
+
   it("takes room for the files it is told of, and still grows past it", () => {
     const path = join(tmp(), DEVINO_FILE);
     const c = new DevinoCache(path);

@@ -142,6 +142,13 @@ export class DevinoCache {
     return i >= 0 && (this.last.keys[FIELDS * i + 7]! & HAS_XATTRS) === 0;
   }
 
+  /** The last stage's records will not be asked for again (`find`, `bare`, `keep`): let them go. */
+  forgetLast(): void {
+    this.last = { keys: new Float64Array(0), digests: Buffer.alloc(0), count: 0 };
+    this.slots = new Int32Array(1).fill(-1);
+    this.bits = 0;
+  }
+
   /**
    * Room for `more` records beyond those held, when the caller knows how many are coming: a first
    * stage's 57k files otherwise grew the arrays by doubling, with each old copy garbage (issue 13).
@@ -194,7 +201,7 @@ export class DevinoCache {
 
   /** Keeps only the files of the latest stage, so the cache does not grow without bound. */
   save(): void {
-    this.last = { keys: new Float64Array(0), digests: Buffer.alloc(0), count: 0 };
+    this.forgetLast();
     writeFileAtomic(this.path, encodeCache(this.keys, this.digests, this.count));
     const old = join(dirname(this.path), OLD_FILE);
     if (old === this.path) return;
