@@ -271,6 +271,34 @@ describe("erofs writer", () => {
     }
   });
 
+  it("writes a multi-megabyte image, its gaps filled far behind the last inode, to pinned bytes", async () => {
+    // Inline tails of 100 to 3,000 bytes leave gaps that later inodes fill, far behind the inode
+    // written before them; directories of a few hundred entries and long symlink targets take whole
+    // blocks. A guard for any change to how the writer lays out or streams a large image (issue 13).
+    const big = (): Inode => {
+      const dirs: [string, Inode][] = [];
+      for (let d = 0; d < 24; d++) {
+        const entries: [string, Inode][] = [];
+        for (let f = 0; f < 150; f++) {
+          const n = d * 150 + f;
+          entries.push([`f${String(f).padStart(4, "0")}`, file(noise(100 + ((n * 977) % 2900), n + 1), { xattrs: n % 5 === 0 ? [xattr("user.k", noise(n % 300, n))] : [] })]);
+          if (f % 10 === 0) entries.push([`l${f}`, symlink("t/".repeat(200 + (n % 1500)))]);
+          if (f % 25 === 0) entries.push([`p${f}`, special("fifo")]);
+        }
+        dirs.push([`d${String(d).padStart(2, "0")}`, dir(entries)]);
+      }
+      return dir(dirs);
+    };
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    const full = await build(big(), "full");
+    const meta = await build(big(), "metadata");
+    expect(full.bytes.length).toBeGreaterThan(4 << 20);
+    expect(meta.bytes.length).toBeGreaterThan(1 << 20);
+    expectSameTree(full.img, big(), true);
+    expectSameTree(meta.img, big(), false);
+    expect([sha(full.bytes), sha(meta.bytes)]).toEqual(["58dd0073c3c5b0ec7bc9c03128352d79629b397962db175f96077ecec6e2d731", "a8eac511ed89e56a5f305296f203dc3dc3977bd35d9b502f27b59a332d736182"]);
+  });
+
   it("rejects names and trees it cannot represent", async () => {
     const bad = async (name: string | Buffer) => build(dir([[name, file(Buffer.alloc(0))]]));
     await expect(bad("a/b")).rejects.toThrow(/invalid file name/);
