@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../system/atomic.ts";
-import type { StatKey } from "../tree/scan.ts";
+import { putStatKey, type StatKey } from "../tree/scan.ts";
 
 /** The cache file's name under the store's cache/. */
 export const DEVINO_FILE = "devino.bin";
@@ -187,13 +187,7 @@ export class DevinoCache {
     const n = this.count;
     const f = this.keys;
     const at = FIELDS * n;
-    f[at] = k.dev;
-    f[at + 1] = k.ino;
-    f[at + 2] = k.size;
-    f[at + 3] = k.mtimeSec;
-    f[at + 4] = k.mtimeNsec;
-    f[at + 5] = k.ctimeSec;
-    f[at + 6] = k.ctimeNsec;
+    putStatKey(f, at, k);
     f[at + 7] = hasXattrs ? HAS_XATTRS : 0;
     if (this.digests.write(digest, DIGEST_BYTES * n, DIGEST_BYTES, "hex") !== DIGEST_BYTES) throw new Error(`devino cache: ${digest} is not a sha256 digest`);
     this.count++;

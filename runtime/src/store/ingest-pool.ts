@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ingestFile, type IngestHow, type Ingested, type SourceFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
 import { collectYoung } from "../system/memory.ts";
+import { putStatKey, STAT_KEY_FIELDS } from "../tree/scan.ts";
 
 /**
  * A batch of consecutive files, `first` to `first + count - 1`, packed into three arrays that are
@@ -26,14 +27,12 @@ export interface IngestBatch {
   /** Every path's bytes, one after the other; path i ends at `ends[i]`. */
   paths: Uint8Array;
   ends: Uint32Array;
-  /** KEY_FIELDS numbers per file, in StatKey's order. */
+  /** STAT_KEY_FIELDS numbers per file, in StatKey's order. */
   keys: Float64Array;
 }
 
 /** `tmp` is whether the bytes were staged (at tmpFor(tmpDir, n)): the main thread knows the path. */
 export type IngestReply = { n: number; digest: string; tmp: boolean; bytes: number } | { n: number; error: string; code?: string };
-
-const KEY_FIELDS = 7;
 
 /** Packs files[first, first + count) for a worker. */
 export function packBatch(files: SourceFile[], first: number, count: number, rest: Pick<IngestBatch, "sysroot" | "tmpDir" | "how">): IngestBatch {
@@ -41,27 +40,20 @@ export function packBatch(files: SourceFile[], first: number, count: number, res
   for (let i = 0; i < count; i++) bytes += files[first + i]!.path.length;
   const paths = new Uint8Array(bytes);
   const ends = new Uint32Array(count);
-  const keys = new Float64Array(count * KEY_FIELDS);
+  const keys = new Float64Array(count * STAT_KEY_FIELDS);
   let at = 0;
   for (let i = 0; i < count; i++) {
     const f = files[first + i]!;
     paths.set(f.path, at);
     ends[i] = at += f.path.length;
-    const k = i * KEY_FIELDS;
-    keys[k] = f.dev;
-    keys[k + 1] = f.ino;
-    keys[k + 2] = f.size;
-    keys[k + 3] = f.mtimeSec;
-    keys[k + 4] = f.mtimeNsec;
-    keys[k + 5] = f.ctimeSec;
-    keys[k + 6] = f.ctimeNsec;
+    putStatKey(keys, i * STAT_KEY_FIELDS, f);
   }
   return { ...rest, first, count, paths, ends, keys };
 }
 
 /** The i-th file of a packed batch, as ingestFile takes it. */
 export function unpackFile(b: IngestBatch, i: number): SourceFile {
-  const k = i * KEY_FIELDS;
+  const k = i * STAT_KEY_FIELDS;
   const keys = b.keys;
   return {
     path: Buffer.from(b.paths.subarray(i === 0 ? 0 : b.ends[i - 1], b.ends[i])),

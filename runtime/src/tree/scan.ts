@@ -57,6 +57,20 @@ export function statKey(st: BigIntStats): StatKey {
   return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeSec, mtimeNsec, ctimeSec, ctimeNsec };
 }
 
+/** How many numbers `putStatKey` writes. */
+export const STAT_KEY_FIELDS = 7;
+
+/** A key's numbers into `a` from `at`, in StatKey's order: the devino cache's records and the ingest's batches hold them so. */
+export function putStatKey(a: Float64Array, at: number, k: StatKey): void {
+  a[at] = k.dev;
+  a[at + 1] = k.ino;
+  a[at + 2] = k.size;
+  a[at + 3] = k.mtimeSec;
+  a[at + 4] = k.mtimeNsec;
+  a[at + 5] = k.ctimeSec;
+  a[at + 6] = k.ctimeNsec;
+}
+
 /** Same size, mtime and ctime: the content has not been written since. */
 export const sameStamp = (a: StatKey, b: StatKey): boolean =>
   a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec;
