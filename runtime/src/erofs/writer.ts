@@ -30,7 +30,7 @@ import {
 import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
 import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
 import { writeSuperblock } from "./superblock.ts";
-import { collectYoung, releaseMemory } from "../system/memory.ts";
+import { releaseMemory, youngCollector } from "../system/memory.ts";
 import { SharedXattrTable, checkXattrs, ibodySize, sortedXattrs, writeIbody, xattrICount } from "./xattr.ts";
 
 export interface ErofsWriteOptions {
@@ -47,7 +47,7 @@ export interface ErofsWriteOptions {
 
 const OWN_XATTRS = (inode: Inode): readonly Xattr[] => inode.xattrs;
 
-/** Inodes between young collections in the writer's loops (a few ms each, see collectYoung). */
+/** Inodes between young collections in the writer's loops (a few ms each, see youngCollector). */
 const YOUNG_EVERY = 8192;
 const U16 = 0xffff;
 const U32 = 0xffffffff;
@@ -101,9 +101,9 @@ function writeAll(fd: number, buf: Buffer, pos: number): void {
 /** Prepares xattrs and inode forms; returns the shared xattr area. */
 function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): Buffer {
   const shared = new SharedXattrTable();
-  let count = 0;
+  const tick = youngCollector(YOUNG_EVERY);
   for (const n of nodes) {
-    if (++count % YOUNG_EVERY === 0) collectYoung();
+    tick();
     checkInode(n.inode);
     const xs = xattrsOf(n.inode);
     if (xs.length === 0) continue;
@@ -258,11 +258,11 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
   if (xattrBlk) sharedArea.copy(buf, xattrBlk * BLOCK_SIZE - metaBase);
 
   let incompat = 0;
-  let count = 0;
+  const tick = youngCollector(YOUNG_EVERY);
   for (const n of nodes) {
     // The encoder's garbage (xattr lists, directory records) would otherwise pile up beside the
     // image buffer: the heap grew 16 MB through 70k inodes, and RSS peaked ~7 MiB higher (issue 13).
-    if (++count % YOUNG_EVERY === 0) collectYoung();
+    tick();
     const i = n.inode;
     const at = n.offset - metaBase;
     const isz = inodeSize(n.extended);

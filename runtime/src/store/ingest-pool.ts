@@ -9,7 +9,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ingestFile, type IngestHow, type Ingested, type SourceFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
-import { collectYoung } from "../system/memory.ts";
+import { youngCollector } from "../system/memory.ts";
 import { putStatKey, STAT_KEY_FIELDS } from "../tree/scan.ts";
 
 /**
@@ -51,12 +51,13 @@ export function packBatch(files: SourceFile[], first: number, count: number, res
   return { ...rest, first, count, paths, ends, keys };
 }
 
-/** The i-th file of a packed batch, as ingestFile takes it. */
+/** The i-th file of a packed batch, as ingestFile takes it; its path is a view of the batch's bytes. */
 export function unpackFile(b: IngestBatch, i: number): SourceFile {
   const k = i * STAT_KEY_FIELDS;
   const keys = b.keys;
+  const start = i === 0 ? 0 : b.ends[i - 1]!;
   return {
-    path: Buffer.from(b.paths.subarray(i === 0 ? 0 : b.ends[i - 1], b.ends[i])),
+    path: Buffer.from(b.paths.buffer, b.paths.byteOffset + start, b.ends[i]! - start),
     dev: keys[k]!, ino: keys[k + 1]!, size: keys[k + 2]!,
     mtimeSec: keys[k + 3]!, mtimeNsec: keys[k + 4]!, ctimeSec: keys[k + 5]!, ctimeNsec: keys[k + 6]!,
   };
@@ -89,12 +90,13 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
   const workers = Math.min(availableParallelism(), 8);
   if (!Bun || workers < 2 || !worthWorkers(files)) {
     const l = storeLayout(sysroot);
+    const tick = youngCollector(YOUNG_EVERY);
     files.forEach((f, i) => {
       onDone(i, ingestFile(l, f, tmpFor(tmpDir, i), how));
       // Reading on this thread leaves each file's garbage on the heap that holds the tree model,
       // which Bun lets grow to about twice its live size: a one-core machine's first stage of the
       // 60k-file tree peaked at 273 MiB without these collections (issue 13).
-      if ((i + 1) % YOUNG_EVERY === 0) collectYoung();
+      tick();
     });
     return;
   }

@@ -16,7 +16,7 @@ import { sameStamp, statKey, type StatKey } from "../tree/scan.ts";
 import { objectPath, type StoreLayout } from "./layout.ts";
 import { CONTENT_MODE, PRIVATE_DIR_MODE } from "./private.ts";
 import { checkpoint } from "../system/die-at.ts";
-import { collectYoung } from "../system/memory.ts";
+import { youngCollector } from "../system/memory.ts";
 
 const CHUNK = 1 << 20;
 const buffer = Buffer.allocUnsafe(CHUNK);
@@ -272,7 +272,7 @@ function ingestSmall(l: StoreLayout, file: SourceFile, fd: number, size: number,
 
 /** Moves staged objects into objects/ (the caller has made their data durable first). */
 export function commitObjects(l: StoreLayout, staged: Iterable<[digest: string, tmp: string]>): void {
-  let n = 0;
+  const tick = youngCollector(2048);
   for (const [digest, tmp] of staged) {
     const dst = objectPath(l, digest);
     if (existsSync(dst)) unlinkSync(tmp);
@@ -280,6 +280,6 @@ export function commitObjects(l: StoreLayout, staged: Iterable<[digest: string, 
     checkpoint("stage:object-committed");
     // Each pass leaves a few path strings behind; a first stage's 57k renames piled 28 MB of them
     // on the live heap before Bun collected on its own (issue 13).
-    if (++n % 2048 === 0) collectYoung();
+    tick();
   }
 }
