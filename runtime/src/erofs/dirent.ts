@@ -30,23 +30,26 @@ export function planDir(names: readonly Buffer[]): DirPlan {
   return { perBlock, size: (perBlock.length - 1) * BLOCK_SIZE + used };
 }
 
-/** A directory entry as the layout holds it (structural, so this module needs no layout types). */
-export interface DirChild {
-  name: Buffer;
-  node: { nid: number; inode: { kind: keyof typeof FILE_TYPE } };
+/** Directory entries as the layout holds them, in columns (structural, so this module needs no layout types). */
+export interface DirEntries {
+  childName: readonly Buffer[];
+  childNode: Uint32Array;
+  nid: Float64Array;
+  inodes: readonly { kind: keyof typeof FILE_TYPE }[];
 }
 
-/** Writes the dirents and names of children[from, to) as one block at `off`. */
-export function writeDirBlock(buf: Buffer, dv: DataView, off: number, children: readonly DirChild[], from: number, to: number): void {
+/** Writes the dirents and names of entries [from, to) as one block at `off`. */
+export function writeDirBlock(buf: Buffer, dv: DataView, off: number, d: DirEntries, from: number, to: number): void {
   let nameoff = (to - from) * DIRENT_SIZE;
   let p = off;
   for (let i = from; i < to; i++) {
-    const c = children[i]!;
-    put64(dv, p, c.node.nid);
+    const node = d.childNode[i]!;
+    const name = d.childName[i]!;
+    put64(dv, p, d.nid[node]!);
     dv.setUint16(p + 8, nameoff, true);
-    buf[p + 10] = FILE_TYPE[c.node.inode.kind];
+    buf[p + 10] = FILE_TYPE[d.inodes[node]!.kind];
     p += DIRENT_SIZE;
-    putBytes(buf, off + nameoff, c.name);
-    nameoff += c.name.length;
+    putBytes(buf, off + nameoff, name);
+    nameoff += name.length;
   }
 }

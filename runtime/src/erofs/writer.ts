@@ -28,7 +28,7 @@ import {
   ceilLog2,
 } from "./format.ts";
 import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
-import { buildTime, collect, logicalSize, type Node } from "./layout.ts";
+import { buildTime, collect, logicalSize, type Nodes } from "./layout.ts";
 import { writeSuperblock } from "./superblock.ts";
 import { releaseMemory, youngCollector } from "../system/memory.ts";
 import { SharedXattrTable, checkXattrs, ibodySize, sortedXattrs, writeIbody, xattrICount } from "./xattr.ts";
@@ -50,6 +50,7 @@ const OWN_XATTRS = (inode: Inode): readonly Xattr[] => inode.xattrs;
 /** Inodes between young collections in the writer's loops (a few ms each, see youngCollector). */
 const YOUNG_EVERY = 8192;
 const U16 = 0xffff;
+const NO_IDS: readonly number[] = [];
 const U32 = 0xffffffff;
 
 /** Writes the image to `outPath` (created/truncated) and returns its size in bytes. Deterministic: same tree → same bytes. */
@@ -66,20 +67,21 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
     if (opts.mode === "full") {
       const out = new BlockWriter(fd, 1);
       const scratch = Buffer.allocUnsafe(1 << 20);
-      for (const n of nodes) {
-        if (n.inode.kind !== "file") continue;
-        const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
-        const fl = writeFileData(out, n.inode.data, n.size, room, scratch);
-        n.layout = fl.layout;
-        n.iu = fl.iu;
-        n.tail = fl.tail;
-        n.tailLen = fl.tailLen;
-        n.chunkMap = fl.chunkMap;
+      for (let n = 0; n < nodes.count; n++) {
+        const inode = nodes.inodes[n]!;
+        if (inode.kind !== "file") continue;
+        const room = BLOCK_SIZE - inodeSize(nodes.extended[n] === 1) - nodes.ibody[n]!;
+        const fl = writeFileData(out, inode.data, nodes.size[n]!, room, scratch);
+        nodes.layout[n] = fl.layout;
+        nodes.iu[n] = fl.iu;
+        if (fl.tail) nodes.tail.set(n, fl.tail);
+        nodes.tailLen[n] = fl.tailLen;
+        if (fl.chunkMap) nodes.chunkMap.set(n, fl.chunkMap);
       }
       out.flush();
       dataEnd = out.block;
     }
-    for (const n of nodes) decideLayout(n, opts.mode);
+    for (let n = 0; n < nodes.count; n++) decideLayout(nodes, n, opts.mode);
     const image = encode(nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0, xattrsOf);
     if (image.base > 0) {
       const block0 = Buffer.alloc(BLOCK_SIZE);
@@ -99,42 +101,44 @@ function writeAll(fd: number, buf: Buffer, pos: number): void {
 }
 
 /** Prepares xattrs and inode forms; returns the shared xattr area. */
-function prepareNodes(nodes: Node[], bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): Buffer {
+function prepareNodes(nodes: Nodes, bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): Buffer {
   const shared = new SharedXattrTable();
   const tick = youngCollector(YOUNG_EVERY);
-  for (const n of nodes) {
+  const { inodes, xattrCount, xattrAt, ibody } = nodes;
+  for (let n = 0; n < nodes.count; n++) {
     tick();
-    checkInode(n.inode);
-    const xs = xattrsOf(n.inode);
+    const inode = inodes[n]!;
+    checkInode(inode);
+    const xs = xattrsOf(inode);
     if (xs.length === 0) continue;
     checkXattrs(xs);
-    n.xattrCount = xs.length;
-    n.xattrAt = shared.hash(xs);
-    n.ibody = ibodySize(0, xs);
+    xattrCount[n] = xs.length;
+    xattrAt[n] = shared.hash(xs);
+    ibody[n] = ibodySize(0, xs);
   }
   // Only an inode with an entry seen twice can share one: the others' lists are not asked for again.
-  const mayShare = (n: Node) => n.xattrCount > 0 && shared.repeats(n.xattrAt, n.xattrCount);
-  for (const n of nodes) if (mayShare(n)) shared.count(xattrsOf(n.inode), n.xattrAt);
+  const mayShare = (n: number) => xattrCount[n]! > 0 && shared.repeats(xattrAt[n]!, xattrCount[n]!);
+  for (let n = 0; n < nodes.count; n++) if (mayShare(n)) shared.count(xattrsOf(inodes[n]!), xattrAt[n]!);
   shared.seal();
-  for (const n of nodes) {
+  for (let n = 0; n < nodes.count; n++) {
+    const i = inodes[n]!;
     if (mayShare(n)) {
-      const { shared: ids, inline } = shared.split(xattrsOf(n.inode), n.xattrAt);
+      const { shared: ids, inline } = shared.split(xattrsOf(i), xattrAt[n]!);
       if (ids.length > 0) {
-        n.shared = ids;
-        n.inline = inline.map((x) => ({ name: Buffer.from(x.name), value: Buffer.from(x.value) }));
-        n.ibody = ibodySize(ids.length, inline);
+        nodes.sharedXattrs.set(n, { ids, inline: inline.map((x) => ({ name: Buffer.from(x.name), value: Buffer.from(x.value) })) });
+        ibody[n] = ibodySize(ids.length, inline);
       }
     }
-    n.size = logicalSize(n);
-    const i = n.inode;
-    n.extended = !(
+    const size = (nodes.size[n] = logicalSize(nodes, n));
+    const extended = !(
       i.uid <= U16 &&
       i.gid <= U16 &&
-      n.nlink <= U16 &&
-      n.size <= U32 &&
+      nodes.nlink[n]! <= U16 &&
+      size <= U32 &&
       i.mtimeSec === bt.sec &&
       i.mtimeNsec === bt.nsec
     );
+    nodes.extended[n] = extended ? 1 : 0;
   }
   return shared.area;
 }
@@ -153,55 +157,56 @@ function checkInode(i: Inode): void {
     throw new Error(`device number ${i.rdevMajor}:${i.rdevMinor} does not fit 12:20 bits`);
 }
 
-function decideLayout(n: Node, mode: ErofsWriteOptions["mode"]): void {
-  const room = BLOCK_SIZE - inodeSize(n.extended) - n.ibody;
-  const i = n.inode;
+function decideLayout(nodes: Nodes, n: number, mode: ErofsWriteOptions["mode"]): void {
+  const room = BLOCK_SIZE - inodeSize(nodes.extended[n] === 1) - nodes.ibody[n]!;
+  const i = nodes.inodes[n]!;
+  const size = nodes.size[n]!;
   switch (i.kind) {
     case "file":
       if (mode === "full") return; // decided while streaming the data
-      if (n.size === 0) {
-        n.layout = LAYOUT_FLAT_PLAIN;
+      if (size === 0) {
+        nodes.layout[n] = LAYOUT_FLAT_PLAIN;
         return;
       }
       {
         // One null chunk covering the whole file (several beyond 8 TiB): stat sees the real size,
         // reads are served by the overlay's data layer.
-        const bits = Math.min(MAX_CHUNK_BITS, Math.max(BLOCK_BITS, ceilLog2(n.size)));
-        n.layout = LAYOUT_CHUNK_BASED;
-        n.iu = bits - BLOCK_BITS;
-        n.tailLen = Math.ceil(n.size / 2 ** bits) * 4;
+        const bits = Math.min(MAX_CHUNK_BITS, Math.max(BLOCK_BITS, ceilLog2(size)));
+        nodes.layout[n] = LAYOUT_CHUNK_BASED;
+        nodes.iu[n] = bits - BLOCK_BITS;
+        nodes.tailLen[n] = Math.ceil(size / 2 ** bits) * 4;
       }
       return;
     case "dir": {
-      const blocks = n.dirPlan!.perBlock.length;
-      const tail = n.size - (blocks - 1) * BLOCK_SIZE;
+      const blocks = nodes.dirPlan.get(n)!.perBlock.length;
+      const tail = size - (blocks - 1) * BLOCK_SIZE;
       if (tail < BLOCK_SIZE && tail <= room) {
-        n.layout = LAYOUT_FLAT_INLINE;
-        n.tailLen = tail;
-        n.trailingBlocks = blocks - 1;
+        nodes.layout[n] = LAYOUT_FLAT_INLINE;
+        nodes.tailLen[n] = tail;
+        nodes.trailingBlocks[n] = blocks - 1;
       } else {
-        n.layout = LAYOUT_FLAT_PLAIN;
-        n.trailingBlocks = blocks;
+        nodes.layout[n] = LAYOUT_FLAT_PLAIN;
+        nodes.trailingBlocks[n] = blocks;
       }
       return;
     }
     case "symlink":
-      if (n.size <= room) {
-        n.layout = LAYOUT_FLAT_INLINE;
-        n.tail = i.target!;
-        n.tailLen = n.size;
+      if (size <= room) {
+        nodes.layout[n] = LAYOUT_FLAT_INLINE;
+        nodes.tail.set(n, i.target!);
+        nodes.tailLen[n] = size;
       } else {
-        n.layout = LAYOUT_FLAT_PLAIN;
-        n.trailingBlocks = 1;
+        nodes.layout[n] = LAYOUT_FLAT_PLAIN;
+        nodes.trailingBlocks[n] = 1;
       }
       return;
     case "chr":
     case "blk":
-      n.layout = LAYOUT_FLAT_PLAIN;
-      n.iu = encodeRdev(i.rdevMajor ?? 0, i.rdevMinor ?? 0);
+      nodes.layout[n] = LAYOUT_FLAT_PLAIN;
+      nodes.iu[n] = encodeRdev(i.rdevMajor ?? 0, i.rdevMinor ?? 0);
       return;
     default:
-      n.layout = LAYOUT_FLAT_PLAIN;
+      nodes.layout[n] = LAYOUT_FLAT_PLAIN;
   }
 }
 
@@ -238,20 +243,21 @@ function placer(start: number): (size: number, inline: boolean) => number {
   };
 }
 
-function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
+function encode(nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
   const metaBase = metaBlk * BLOCK_SIZE;
   const place = placer(metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE);
-  for (const n of nodes) {
-    n.offset = place(inodeSize(n.extended) + n.ibody + n.tailLen, n.layout === LAYOUT_FLAT_INLINE);
-    n.nid = (n.offset - metaBase) / INODE_SLOT;
+  const { offset, nid, iu, trailingBlocks, layout, ibody, tailLen, extended } = nodes;
+  for (let n = 0; n < nodes.count; n++) {
+    offset[n] = place(inodeSize(extended[n] === 1) + ibody[n]! + tailLen[n]!, layout[n] === LAYOUT_FLAT_INLINE);
+    nid[n] = (offset[n]! - metaBase) / INODE_SLOT;
   }
   let block = alignUp(place(0, false), BLOCK_SIZE) / BLOCK_SIZE;
   const xattrBlk = sharedArea.length > 0 ? block : 0;
   block += alignUp(sharedArea.length, BLOCK_SIZE) / BLOCK_SIZE;
-  for (const n of nodes) {
-    if (n.trailingBlocks === 0) continue;
-    n.iu = block;
-    block += n.trailingBlocks;
+  for (let n = 0; n < nodes.count; n++) {
+    if (trailingBlocks[n] === 0) continue;
+    iu[n] = block;
+    block += trailingBlocks[n]!;
   }
   const buf = Buffer.alloc(block * BLOCK_SIZE - metaBase);
   const dv = view(buf);
@@ -259,42 +265,49 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
 
   let incompat = 0;
   const tick = youngCollector(YOUNG_EVERY);
-  for (const n of nodes) {
-    // The encoder's garbage (xattr lists, directory records) would otherwise pile up beside the
-    // image buffer: the heap grew 16 MB through 70k inodes, and RSS peaked ~7 MiB higher (issue 13).
+  for (let n = 0; n < nodes.count; n++) {
+    // The encoder's garbage (xattr lists) would otherwise pile up beside the image buffer: the heap
+    // grew 16 MB through 70k inodes, and RSS peaked ~7 MiB higher (issue 13).
     tick();
-    const i = n.inode;
-    const at = n.offset - metaBase;
-    const isz = inodeSize(n.extended);
+    const i = nodes.inodes[n]!;
+    const at = offset[n]! - metaBase;
+    const ext = extended[n] === 1;
+    const isz = inodeSize(ext);
     writeInode(dv, at, {
-      extended: n.extended,
-      layout: n.layout,
-      xattrICount: xattrICount(n.ibody),
+      extended: ext,
+      layout: layout[n]!,
+      xattrICount: xattrICount(ibody[n]!),
       mode: MODE_TYPE[i.kind] | i.perm,
-      nlink: n.nlink,
-      size: n.size,
-      iu: n.iu,
-      ino: n.ino,
+      nlink: nodes.nlink[n]!,
+      size: nodes.size[n]!,
+      iu: iu[n]!,
+      ino: n + 1,
       uid: i.uid,
       gid: i.gid,
       mtimeSec: i.mtimeSec,
       mtimeNsec: i.mtimeNsec,
     });
-    if (n.ibody > 0) writeIbody(buf, at + isz, n.shared, n.inline ?? xattrsOf(i));
-    const tailAt = at + isz + n.ibody;
-    if (n.layout === LAYOUT_CHUNK_BASED) {
+    if (ibody[n]! > 0) {
+      const sx = nodes.sharedXattrs.get(n);
+      writeIbody(buf, at + isz, sx?.ids ?? NO_IDS, sx?.inline ?? xattrsOf(i));
+    }
+    const tailAt = at + isz + ibody[n]!;
+    if (layout[n] === LAYOUT_CHUNK_BASED) {
       incompat |= INCOMPAT_CHUNKED_FILE;
-      if (n.chunkMap) for (let k = 0; k < n.chunkMap.length; k++) dv.setUint32(tailAt + 4 * k, n.chunkMap[k]!, true);
-      else buf.fill(0xff, tailAt, tailAt + n.tailLen);
-    } else if (n.tail) putBytes(buf, tailAt, n.tail);
-    if (i.kind === "dir") writeDir(buf, dv, n, tailAt, metaBase);
-    else if (i.kind === "symlink" && n.trailingBlocks) i.target!.copy(buf, n.iu * BLOCK_SIZE - metaBase);
+      const map = nodes.chunkMap.get(n);
+      if (map) for (let k = 0; k < map.length; k++) dv.setUint32(tailAt + 4 * k, map[k]!, true);
+      else buf.fill(0xff, tailAt, tailAt + tailLen[n]!);
+    } else {
+      const tail = nodes.tail.get(n);
+      if (tail) putBytes(buf, tailAt, tail);
+    }
+    if (i.kind === "dir") writeDir(buf, dv, nodes, n, tailAt, metaBase);
+    else if (i.kind === "symlink" && trailingBlocks[n]) i.target!.copy(buf, iu[n]! * BLOCK_SIZE - metaBase);
   }
-  const root = nodes[0]!;
   const sb = Buffer.alloc(SUPER_OFFSET + SUPER_SIZE);
   writeSuperblock(sb, 0, {
-    rootNid: root.nid,
-    inos: nodes.length,
+    rootNid: nid[0]!,
+    inos: nodes.count,
     buildTimeSec: bt.sec,
     buildTimeNsec: bt.nsec,
     blocks: block,
@@ -307,12 +320,12 @@ function encode(nodes: Node[], bt: { sec: number; nsec: number }, sharedArea: Bu
   return { buf, base: metaBase, super: superBytes };
 }
 
-function writeDir(buf: Buffer, dv: DataView, n: Node, tailAt: number, metaBase: number): void {
-  const perBlock = n.dirPlan!.perBlock;
-  let k = 0;
+function writeDir(buf: Buffer, dv: DataView, nodes: Nodes, n: number, tailAt: number, metaBase: number): void {
+  const perBlock = nodes.dirPlan.get(n)!.perBlock;
+  let k = nodes.childFrom[n]!;
   for (let b = 0; b < perBlock.length; b++) {
-    const inlineTail = n.layout === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
-    writeDirBlock(buf, dv, inlineTail ? tailAt : (n.iu + b) * BLOCK_SIZE - metaBase, n.children, k, k + perBlock[b]!);
+    const inlineTail = nodes.layout[n] === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
+    writeDirBlock(buf, dv, inlineTail ? tailAt : (nodes.iu[n]! + b) * BLOCK_SIZE - metaBase, nodes, k, k + perBlock[b]!);
     k += perBlock[b]!;
   }
 }
