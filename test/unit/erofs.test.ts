@@ -306,6 +306,10 @@ describe("erofs writer", () => {
     await expect(bad("..")).rejects.toThrow(/invalid file name/);
     const d = dir([]);
     await expect(build(dir([["a", d], ["b", d]]))).rejects.toThrow(/linked twice/);
+    // A directory inside itself: refused, not walked for ever.
+    const loop = dir([]);
+    loop.entries!.push({ name: Buffer.from("again"), inode: loop });
+    await expect(build(dir([["loop", loop]]))).rejects.toThrow(/linked twice/);
     await expect(build(dir([["a", file(Buffer.alloc(0))], ["a", file(Buffer.alloc(0))]]))).rejects.toThrow(/duplicate/);
     await expect(build(dir([["o", { ...file(Buffer.alloc(0)), size: 10, data: { kind: "object", digest: "ab".repeat(32) } }]]), "full")).rejects.toThrow(/full images need/);
   });

@@ -45,13 +45,13 @@ export class Nodes {
   readonly chunkMap = new Map<number, Uint32Array>();
   readonly dirPlan = new Map<number, DirPlan>();
 
-  constructor(inodes: Inode[], nlink: number[], parent: number[], childFrom: number[], childNode: number[], childName: Buffer[]) {
+  constructor(inodes: Inode[], nlink: Uint32Array, parent: Uint32Array, childFrom: Uint32Array, childNode: Uint32Array, childName: Buffer[]) {
     const n = (this.count = inodes.length);
     this.inodes = inodes;
-    this.nlink = Uint32Array.from(nlink);
-    this.parent = Uint32Array.from(parent);
-    this.childFrom = Uint32Array.from(childFrom);
-    this.childNode = Uint32Array.from(childNode);
+    this.nlink = nlink;
+    this.parent = parent;
+    this.childFrom = childFrom;
+    this.childNode = childNode;
     this.childName = childName;
     this.xattrCount = new Uint32Array(n);
     this.xattrAt = new Uint32Array(n);
@@ -84,31 +84,55 @@ function sortedEntries(entries: readonly Entry[]): readonly Entry[] {
   return entries;
 }
 
+/** Entries and directories under `root`: bounds for the columns, which are sized before the walk. */
+function countTree(root: Inode): { entries: number; dirs: number } {
+  let entries = 0;
+  let dirs = 0;
+  // A directory met twice (linked twice, or inside itself) is counted once: collect() refuses it.
+  const seen = new Set<Inode>([root]);
+  const stack: Inode[] = [root];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    dirs++;
+    for (const e of d.entries ?? []) {
+      entries++;
+      if (e.inode.kind === "dir" && !seen.has(e.inode)) {
+        seen.add(e.inode);
+        stack.push(e.inode);
+      }
+    }
+  }
+  return { entries, dirs };
+}
+
 /** Unique inodes in breadth-first order; hardlinks are found by object identity. */
 export function collect(root: Inode): Nodes {
   if (root.kind !== "dir") throw new Error("the root of an EROFS image must be a directory");
+  // A hardlink is one node for several entries, so entries + 1 bounds the nodes; every directory
+  // adds "." and "..".
+  const bound = countTree(root);
   const inodes: Inode[] = [];
-  const nlink: number[] = [];
-  const parent: number[] = [];
-  const childFrom: number[] = [];
-  const childNode: number[] = [];
+  const nlink = new Uint32Array(bound.entries + 1);
+  const parent = new Uint32Array(bound.entries + 1);
+  const childFrom = new Uint32Array(bound.entries + 2);
+  const childNode = new Uint32Array(bound.entries + 2 * bound.dirs);
   const childName: Buffer[] = [];
   const byInode = new Map<Inode, number>();
   const make = (inode: Inode, up: number): number => {
     const i = inodes.length;
     inodes.push(inode);
-    nlink.push(inode.kind === "dir" ? 2 : 1);
-    parent.push(up);
+    nlink[i] = inode.kind === "dir" ? 2 : 1;
+    parent[i] = up;
     byInode.set(inode, i);
     return i;
   };
   make(root, 0);
   const child = (name: Buffer, node: number) => {
+    childNode[childName.length] = node;
     childName.push(name);
-    childNode.push(node);
   };
   for (let dir = 0; dir < inodes.length; dir++) {
-    childFrom.push(childNode.length);
+    childFrom[dir] = childName.length;
     const inode = inodes[dir]!;
     if (inode.kind !== "dir") continue;
     const entries = sortedEntries(inode.entries ?? []);
@@ -138,9 +162,10 @@ export function collect(root: Inode): Nodes {
     if (!dot) child(DOT, dir);
     if (!dotdot) child(DOTDOT, parent[dir]!);
   }
-  childFrom.push(childNode.length);
-  const nodes = new Nodes(inodes, nlink, parent, childFrom, childNode, childName);
-  for (let i = 0; i < nodes.count; i++) {
+  const count = inodes.length;
+  childFrom[count] = childName.length;
+  const nodes = new Nodes(inodes, nlink.subarray(0, count), parent.subarray(0, count), childFrom.subarray(0, count + 1), childNode.subarray(0, childName.length), childName);
+  for (let i = 0; i < count; i++) {
     if (inodes[i]!.kind === "dir") nodes.dirPlan.set(i, planDir(childName.slice(nodes.childFrom[i]!, nodes.childFrom[i + 1]!)));
   }
   return nodes;

@@ -9,7 +9,7 @@
 // tree's most common mtime, zero UUID.
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { Inode, Xattr } from "../tree/model.ts";
-import { putBytes, view } from "./bytes.ts";
+import { putBytes } from "./bytes.ts";
 import { writeDirBlock } from "./dirent.ts";
 import { BlockWriter, writeFileData } from "./data.ts";
 import {
@@ -30,6 +30,7 @@ import {
 import { encodeRdev, inodeSize, writeInode } from "./inode.ts";
 import { buildTime, collect, logicalSize, type Nodes } from "./layout.ts";
 import { writeSuperblock } from "./superblock.ts";
+import { MetaWindow } from "./window.ts";
 import { releaseMemory, youngCollector } from "../system/memory.ts";
 import { SharedXattrTable, checkXattrs, ibodySize, sortedXattrs, writeIbody, xattrICount } from "./xattr.ts";
 
@@ -82,14 +83,14 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
       dataEnd = out.block;
     }
     for (let n = 0; n < nodes.count; n++) decideLayout(nodes, n, opts.mode);
-    const image = encode(nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0, xattrsOf);
+    const image = encode(fd, nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0, xattrsOf);
+    // The superblock goes last: a metadata-only image's first block is also the window's.
     if (image.base > 0) {
       const block0 = Buffer.alloc(BLOCK_SIZE);
       image.super.copy(block0, SUPER_OFFSET);
       writeAll(fd, block0, 0);
-    }
-    writeAll(fd, image.buf, image.base);
-    return { bytes: image.base + image.buf.length };
+    } else writeAll(fd, image.super, SUPER_OFFSET);
+    return { bytes: image.base + image.size };
   } finally {
     closeSync(fd);
   }
@@ -243,7 +244,7 @@ function placer(start: number): (size: number, inline: boolean) => number {
   };
 }
 
-function encode(nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
+function encode(fd: number, nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
   const metaBase = metaBlk * BLOCK_SIZE;
   const place = placer(metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE);
   const { offset, nid, iu, trailingBlocks, layout, ibody, tailLen, extended } = nodes;
@@ -259,22 +260,24 @@ function encode(nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buf
     iu[n] = block;
     block += trailingBlocks[n]!;
   }
-  const buf = Buffer.alloc(block * BLOCK_SIZE - metaBase);
-  const dv = view(buf);
-  if (xattrBlk) sharedArea.copy(buf, xattrBlk * BLOCK_SIZE - metaBase);
+  const out = new MetaWindow(fd, metaBase);
+  // Gaps are filled far behind the last inode, so inodes are written in offset order, not nid order.
+  const order = new Uint32Array(nodes.count);
+  for (let n = 0; n < nodes.count; n++) order[n] = n;
+  order.sort((a, b) => offset[a]! - offset[b]!);
 
   let incompat = 0;
   const tick = youngCollector(YOUNG_EVERY);
-  for (let n = 0; n < nodes.count; n++) {
-    // The encoder's garbage (xattr lists) would otherwise pile up beside the image buffer: the heap
-    // grew 16 MB through 70k inodes, and RSS peaked ~7 MiB higher (issue 13).
+  for (const n of order) {
+    // The encoder's garbage (xattr lists) would otherwise pile up beside the model: the heap grew
+    // 16 MB through 70k inodes, and RSS peaked ~7 MiB higher (issue 13).
     tick();
     const i = nodes.inodes[n]!;
-    const at = offset[n]! - metaBase;
-    const ext = extended[n] === 1;
-    const isz = inodeSize(ext);
+    const isz = inodeSize(extended[n] === 1);
+    const at = out.at(offset[n]! - metaBase, isz + ibody[n]! + tailLen[n]!);
+    const { buf, dv } = out;
     writeInode(dv, at, {
-      extended: ext,
+      extended: extended[n] === 1,
       layout: layout[n]!,
       xattrICount: xattrICount(ibody[n]!),
       mode: MODE_TYPE[i.kind] | i.perm,
@@ -301,9 +304,32 @@ function encode(nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buf
       const tail = nodes.tail.get(n);
       if (tail) putBytes(buf, tailAt, tail);
     }
-    if (i.kind === "dir") writeDir(buf, dv, nodes, n, tailAt, metaBase);
-    else if (i.kind === "symlink" && trailingBlocks[n]) i.target!.copy(buf, iu[n]! * BLOCK_SIZE - metaBase);
+    // A directory's last block of entries may be its inline tail, written here with its inode.
+    if (i.kind === "dir" && layout[n] === LAYOUT_FLAT_INLINE) {
+      const perBlock = nodes.dirPlan.get(n)!.perBlock;
+      const last = perBlock.length - 1;
+      writeDirBlock(buf, dv, tailAt, nodes, nodes.childFrom[n + 1]! - perBlock[last]!, nodes.childFrom[n + 1]!);
+    }
   }
+  if (xattrBlk) out.put(xattrBlk * BLOCK_SIZE - metaBase, sharedArea);
+  // Trailing blocks were numbered in node order.
+  for (let n = 0; n < nodes.count; n++) {
+    if (trailingBlocks[n] === 0) continue;
+    const i = nodes.inodes[n]!;
+    const pos = iu[n]! * BLOCK_SIZE - metaBase;
+    if (i.kind === "symlink") out.put(pos, i.target!);
+    else if (i.kind === "dir") {
+      const perBlock = nodes.dirPlan.get(n)!.perBlock;
+      let k = nodes.childFrom[n]!;
+      for (let b = 0; b < trailingBlocks[n]!; b++) {
+        const at = out.at(pos + b * BLOCK_SIZE, BLOCK_SIZE);
+        writeDirBlock(out.buf, out.dv, at, nodes, k, k + perBlock[b]!);
+        k += perBlock[b]!;
+      }
+    }
+  }
+  const size = block * BLOCK_SIZE - metaBase;
+  out.finish(size);
   const sb = Buffer.alloc(SUPER_OFFSET + SUPER_SIZE);
   writeSuperblock(sb, 0, {
     rootNid: nid[0]!,
@@ -315,17 +341,5 @@ function encode(nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buf
     xattrBlkaddr: xattrBlk,
     featureIncompat: incompat,
   });
-  const superBytes = sb.subarray(SUPER_OFFSET);
-  if (metaBase === 0) superBytes.copy(buf, SUPER_OFFSET);
-  return { buf, base: metaBase, super: superBytes };
-}
-
-function writeDir(buf: Buffer, dv: DataView, nodes: Nodes, n: number, tailAt: number, metaBase: number): void {
-  const perBlock = nodes.dirPlan.get(n)!.perBlock;
-  let k = nodes.childFrom[n]!;
-  for (let b = 0; b < perBlock.length; b++) {
-    const inlineTail = nodes.layout[n] === LAYOUT_FLAT_INLINE && b === perBlock.length - 1;
-    writeDirBlock(buf, dv, inlineTail ? tailAt : (nodes.iu[n]! + b) * BLOCK_SIZE - metaBase, nodes, k, k + perBlock[b]!);
-    k += perBlock[b]!;
-  }
+  return { size, base: metaBase, super: sb.subarray(SUPER_OFFSET) };
 }
