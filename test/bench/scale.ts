@@ -54,7 +54,7 @@ export const scaleSection: BenchSection = {
         await sh(["sync"]);
         const j = JSON.parse(t.stdout.trim().split("\n").filter((l) => l.startsWith("{")).at(-1)!) as { imageDigest: string };
         const imageBytes = statSync(imagePath(storeLayout(sysroot), j.imageDigest, "composefs")).size;
-        rounds.push({ copyS: c.wallS, copyCpuS: c.userS + c.sysS, stageS: t.wallS, stageCpuS: t.userS + t.sysS, maxRssMB: t.maxRssKB / 1024, imageBytes, imageDigest: j.imageDigest });
+        rounds.push({ copyS: c.wallS, copyCpuS: c.userS + c.sysS, stageS: t.wallS, stageCpuS: t.userS + t.sysS, maxRssMB: (t.maxRssKB * 1024) / 1e6, imageBytes, imageDigest: j.imageDigest });
         // Untimed: the next round needs the room (and a fresh sysroot, or every object would exist).
         await sh(["rm", "-rf", join(work, "copy"), sysroot]);
       }
@@ -67,7 +67,8 @@ export const scaleSection: BenchSection = {
     const stageS = med("stageS"), copyS = med("copyS"), rss = med("maxRssMB");
     const perFile = stageS / m.counts.regularFiles;
     const smallPerFile = small ? small.stageS / small.files : null;
-    const growthKB = small?.maxRssMB != null ? ((rss - small.maxRssMB) * 1024) / (m.counts.regularFiles - small.files) : null;
+    // Decimal MB and KB, as the store section's peak (KiB-based figures before 2026-12-03).
+    const growthKB = small?.maxRssMB != null ? ((rss - small.maxRssMB) * 1000) / (m.counts.regularFiles - small.files) : null;
     const targets: TargetResult[] = [];
     const tgt = (name: string, ratioLabel: string, r: number | null, cpuRatio: number | null | undefined, target: string, ok: (x: number) => boolean, note?: string) =>
       targets.push({ section: "scale", name, ratioLabel, ratio: r, cpuRatio, target, pass: r == null ? null : ok(r), note });

@@ -40,7 +40,8 @@ const RSS_BUDGET_MB = 150;
 interface Sample { wallS: number; cpuS: number; userS: number; sysS: number; writebackS: number; warmS: number; cpuStall: number; ioStall: number; maxRssMB?: number }
 const sample = (t: Timing & { maxRssKB?: number }, writebackS: number, warmS: number): Sample =>
   ({ wallS: t.wallS, cpuS: t.userS + t.sysS, userS: t.userS, sysS: t.sysS, writebackS, warmS, cpuStall: t.cpuStall, ioStall: t.ioStall,
-    ...(t.maxRssKB === undefined ? {} : { maxRssMB: t.maxRssKB / 1024 }) });
+    // time(1) counts KiB; the budget is in decimal MB (it printed KiB / 1024 as "MB" until 2026-12-03).
+    ...(t.maxRssKB === undefined ? {} : { maxRssMB: (t.maxRssKB * 1024) / 1e6 }) });
 
 interface StageJson { id: string; format: string; imageDigest: string; objectsAdded: number; bytesAdded: number; [k: string]: unknown }
 

@@ -84,6 +84,7 @@ class IngestError extends Error {
   }
 }
 
+/** Reads `files[i]` only before `onDone(i, …)`, so the caller may let the record go from there on. */
 export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: string, how: IngestHow, onDone: (i: number, r: Ingested) => void): Promise<void> {
   for (let i = 0; i < TMP_FANOUT; i++) mkdirSync(join(tmpDir, i.toString(16)), { recursive: true });
   const Bun = (globalThis as any).Bun;

@@ -265,8 +265,12 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     cache?.forgetLast();
     cache?.expect(todo.length);
     await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
-      todo[i]!.inode.data = { kind: "object", digest: got.digest };
-      cache?.remember(todo[i]!, got.digest, todo[i]!.inode.xattrs.length > 0);
+      const file = todo[i]!;
+      file.inode.data = { kind: "object", digest: got.digest };
+      cache?.remember(file, got.digest, file.inode.xattrs.length > 0);
+      // Read and answered: its record and path (~230 bytes a file) need not wait for the last file
+      // to be read, which was the ingest's memory peak (issue 13). ingestAll has packed it already.
+      (todo as (ScannedFile | undefined)[])[i] = undefined;
       if (!got.tmp) return;
       // Two files with the same new content: keep the first copy.
       if (staged.has(got.digest)) rmSync(got.tmp);
