@@ -60,7 +60,7 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
   const bt = buildTime(nodes);
   const xattrsOf = (inode: Inode) => sortedXattrs((opts.xattrsOf ?? OWN_XATTRS)(inode));
   const sharedArea = prepareNodes(nodes, bt, xattrsOf);
-  // The xattr table's scratch is garbage now; collected before the image buffer is allocated.
+  // The xattr table's scratch and collect()'s identity map are garbage now; collected before encoding.
   releaseMemory();
   const fd = openSync(outPath, "w");
   try {

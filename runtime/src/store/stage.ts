@@ -282,8 +282,8 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
       }
     });
     const read = todo.length;
-    // Emptied here: a heap census found the job records (60k path buffers and stat keys) still
-    // alive through the image phase after this function had returned (issue 13).
+    // Each record was let go as its file was answered; the array of empty slots goes here (a heap
+    // census had found the records alive through the image phase, issue 13).
     todo.length = 0;
     // The records just dropped and the workers' replies are garbage now, and Bun had not
     // collected them before the image phase stacked its own allocations on top: with this
