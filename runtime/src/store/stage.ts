@@ -13,6 +13,7 @@ import { run } from "../system/exec.ts";
 import { diskFree, syncfsPath } from "../system/libc.ts";
 import { scanTree } from "../tree/scan.ts";
 import { fileInodesOf, sortEntries, type Inode } from "../tree/model.ts";
+import { DigestTable } from "../tree/object-digests.ts";
 import { DPKG_DB, moveDpkgDatabase, VAR_DPKG } from "../tree/dpkg-db.ts";
 import { digestFile, sha256File } from "../verity/file.ts";
 import { verityDigest } from "../verity/digest.ts";
@@ -250,14 +251,16 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   let objectsAdded = 0;
   let bytesAdded = 0;
   let filesReused = 0;
-  // digest → the index of the file whose bytes were staged for it (its temp path is tmpFor(index)):
-  // a number per object instead of a path string (~7 MB for 57k objects, issue 13).
-  const staged = new Map<string, number>();
+  // Each distinct digest once, as 32 bytes; files point into it (tree/object-digests.ts).
+  const digests = new DigestTable(scan.files.length);
+  // Digest number → the index of the file whose bytes were staged for it (its temp path is
+  // tmpFor(index)), or -1: numbers, not a map keyed on digest strings (issue 13).
+  let staged: Int32Array = new Int32Array(0);
   const objectsDir = join(work, "objects");
 
   if (format === "composefs") {
     mkdirSync(objectsDir);
-    const { todo, reused, known } = filesToRead(l, scan.files, treeDir, opts.knownDigest, cache);
+    const { todo, reused, known } = filesToRead(l, scan.files, treeDir, opts.knownDigest, cache, digests);
     filesReused += reused;
     scan.files.length = 0;
     // The last stage's records and the store's listing have answered every question they will
@@ -266,17 +269,19 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     cache?.expect(todo.length);
     await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
       const file = todo[i]!;
-      file.inode.data = { kind: "object", digest: got.digest };
+      const n = digests.intern(got.digest);
+      file.inode.data = digests.ref(n);
       cache?.remember(file, got.digest, file.inode.xattrs.length > 0);
       // Read and answered: its record and path (~230 bytes a file) need not wait for the last file
       // to be read, which was the ingest's memory peak (issue 13). ingestAll has packed it already.
       (todo as (ScannedFile | undefined)[])[i] = undefined;
       if (!got.tmp) return;
       // Two files with the same new content: keep the first copy.
-      if (staged.has(got.digest)) rmSync(got.tmp);
+      if (n >= staged.length) staged = grownStaged(staged, digests.size);
+      if (staged[n]! >= 0) rmSync(got.tmp);
       else {
         // ingestAll stages file i at tmpFor(objectsDir, i), so the index names the temp file.
-        staged.set(got.digest, i);
+        staged[n] = i;
         objectsAdded++;
         bytesAdded += got.bytes;
       }
@@ -293,7 +298,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     log(`[${at()}] read ${read} files (${filesReused} unchanged since the last stage${known ? `, ${known} of them known from the lower deployment` : ""}), ${objectsAdded} new objects${consume ? " (consumed: hardlinked, not copied)" : ""}`);
   }
   return {
-    format, root: scan.root, staged: stagedPaths(staged, objectsDir), objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
+    format, root: scan.root, staged: stagedPaths(digests, staged, objectsDir), objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
     version: osVersion(treeDir), kernel, treeDir, cache,
   };
 }
@@ -302,8 +307,9 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
  * Gives every file whose content the store already has its object (an empty file needs none: the
  * metadata image alone describes it); the rest are to be read. The store's listing lives only here.
  */
-function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, knownDigest: StageOptions["knownDigest"], cache: DevinoCache | undefined): { todo: ScannedFile[]; reused: number; known: number } {
+function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, knownDigest: StageOptions["knownDigest"], cache: DevinoCache | undefined, digests: DigestTable): { todo: ScannedFile[]; reused: number; known: number } {
   const todo: ScannedFile[] = [];
+  const empty = digests.ref(digests.intern(EMPTY_DIGEST));
   const prefix = Buffer.byteLength(treeDir) + 1;
   const stored = objectLookup(l);
   let reused = 0;
@@ -311,13 +317,13 @@ function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, know
   for (const file of files) {
     const inode = file.inode;
     if (inode.size === 0) {
-      inode.data = { kind: "object", digest: EMPTY_DIGEST };
+      inode.data = empty;
       reused++;
       continue;
     }
     const digest = knownDigest?.(file.path.subarray(prefix).toString("latin1"));
     if (digest && stored(digest)) {
-      inode.data = { kind: "object", digest };
+      inode.data = digests.ref(digests.intern(digest));
       reused++;
       known++;
       continue;
@@ -326,7 +332,7 @@ function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, know
     if (hit >= 0) {
       const cached = cache!.digestAt(hit);
       if (stored(cached)) {
-        inode.data = { kind: "object", digest: cached };
+        inode.data = digests.ref(digests.intern(cached));
         cache!.keep(hit);
         reused++;
         continue;
@@ -337,8 +343,15 @@ function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, know
   return { todo, reused, known };
 }
 
-function* stagedPaths(staged: Map<string, number>, dir: string): Generator<[string, string]> {
-  for (const [digest, i] of staged) yield [digest, tmpFor(dir, i)];
+function* stagedPaths(digests: DigestTable, staged: Int32Array, dir: string): Generator<[string, string]> {
+  for (let n = 0; n < staged.length; n++) if (staged[n]! >= 0) yield [digests.hex(n), tmpFor(dir, staged[n]!)];
+}
+
+/** `staged` with room for `size` digests, the new ones not staged (-1). */
+function grownStaged(staged: Int32Array, size: number): Int32Array {
+  const next = new Int32Array(Math.max(size, staged.length * 2, 1024)).fill(-1);
+  next.set(staged);
+  return next;
 }
 
 /**
