@@ -98,6 +98,15 @@ describe("install to a disk image file", () => {
     });
   });
 
+  it("seals the store now where this kernel has fs-verity (/sys/fs/verity), otherwise leaves it to the first boot", () => {
+    const kernelHasVerity = existsSync("/sys/fs/verity");
+    expect(result.verity).toBe(kernelHasVerity ? "sealed" : "first-boot");
+    withRoot(disk, (root) => {
+      // The stamp is what tells particle-boot's first boot that it has nothing to write.
+      expect(existsSync(join(root, "particle/deploy/1/sealed"))).toBe(kernelHasVerity);
+    });
+  });
+
   it("status reads the installed disk", () => {
     withRoot(disk, (root) => {
       const espDir = esp.extract(disk, join(dir, "esp-copy"));

@@ -34,6 +34,7 @@ import { sealTree, type SealResult } from "../seal/build.ts";
 import { signEfi } from "../seal/uki.ts";
 import { ukiFileName } from "../seal/plan.ts";
 import { SEALED_LOADER_CONF, sealingKeys, writeSealedEsp } from "./sealed-esp.ts";
+import { sealInstalledStore, type InstallSeal } from "./seal-store.ts";
 
 export const DEFAULT_SIZE = 8 * 1024 ** 3;
 /** What a fresh FAT32 ESP of ESP_SIZE holds, give or take: FATs and reserved sectors take ~1%. */
@@ -89,6 +90,8 @@ export interface InstallResult {
   espUuid: string;
   entry: string;
   kernel: string;
+  /** When the store got fs-verity: now (the installing kernel has it) or on the first boot. */
+  verity: InstallSeal["kind"];
 }
 
 /** A directory source (dir:PATH or a plain directory), which can be checked before the disk is touched. */
@@ -153,6 +156,10 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     checkpoint("install:staged");
     const manifest = readManifests(root).find((m) => m.id === staged.id);
     if (!manifest) throw new Error(`staging reported deployment ${staged.id} but ${root}/particle/deploy has no manifest for it`);
+    const sealing = sealInstalledStore(root, manifest);
+    o.log(sealing.kind === "sealed"
+      ? `fs-verity enabled now, so the first boot only measures: the image${sealing.objects ? ` and ${sealing.objects} objects` : ""}`
+      : `fs-verity left to the first boot: ${sealing.reason}`);
 
     const kernelCopy = join(work, "vmlinuz");
     const initrdCopy = join(work, "initrd.img");
@@ -221,7 +228,7 @@ export async function install(o: InstallOptions): Promise<InstallResult> {
     checkpoint("install:esp-written");
     syncfsPath(root);
     ok = true;
-    return { target: o.target, deployment: staged.id, imageDigest: staged.imageDigest, rootUuid, espUuid, entry: entry.file, kernel: kver };
+    return { target: o.target, deployment: staged.id, imageDigest: staged.imageDigest, rootUuid, espUuid, entry: entry.file, kernel: kver, verity: sealing.kind };
   } finally {
     for (const u of undo.reverse()) {
       try { await u(); } catch (e) { o.log(`warning: cleanup: ${(e as Error).message}`); }
