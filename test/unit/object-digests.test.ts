@@ -1,0 +1,37 @@
+// DigestTable: the stage's object digests as bytes, and the ObjectRef files point at.
+import { describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { DigestTable } from "../../runtime/src/tree/object-digests.ts";
+
+const hexOf = (i: number): string => createHash("sha256").update(String(i)).digest("hex");
+
+describe("DigestTable", () => {
+  it("numbers digests in the order first seen, each once, across growth of its bytes and its index", () => {
+    const t = new DigestTable(4);
+    const n = 5000;
+    for (let i = 0; i < n; i++) expect(t.intern(hexOf(i))).toBe(i);
+    for (let i = n - 1; i >= 0; i--) expect(t.intern(hexOf(i))).toBe(i);
+    expect(t.size).toBe(n);
+    for (let i = 0; i < n; i += 97) expect(t.hex(i)).toBe(hexOf(i));
+  });
+  it("digests that share their first four bytes (the index's hash) stay apart", () => {
+    const t = new DigestTable(16);
+    const same = (tail: number) => "00000000" + tail.toString(16).padStart(56, "0");
+    for (let i = 0; i < 100; i++) expect(t.intern(same(i))).toBe(i);
+    for (let i = 0; i < 100; i++) expect(t.intern(same(i))).toBe(i);
+    expect(t.hex(42)).toBe(same(42));
+  });
+  it("refuses what is not 64 lowercase hex digits, naming it; numbers out of range are errors", () => {
+    const t = new DigestTable();
+    expect(() => t.intern("ab")).toThrow(/not a sha256 digest.*"ab"/);
+    expect(() => t.intern(hexOf(1).toUpperCase())).toThrow(/not a sha256 digest/);
+    expect(() => t.hex(0)).toThrow(RangeError);
+  });
+  it("an ObjectRef reads as { kind: \"object\", digest } and serializes as one", () => {
+    const t = new DigestTable();
+    const r = t.ref(t.intern(hexOf(7)));
+    expect(r.kind).toBe("object");
+    expect(r.digest).toBe(hexOf(7));
+    expect(JSON.parse(JSON.stringify({ data: r }))).toEqual({ data: { kind: "object", digest: hexOf(7) } });
+  });
+});
