@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { DigestTable } from "../../runtime/src/tree/object-digests.ts";
+import { encodeObjectList } from "../../runtime/src/store/deployments.ts";
 
 const hexOf = (i: number): string => createHash("sha256").update(String(i)).digest("hex");
 
@@ -33,5 +34,22 @@ describe("DigestTable", () => {
     expect(r.kind).toBe("object");
     expect(r.digest).toBe(hexOf(7));
     expect(JSON.parse(JSON.stringify({ data: r }))).toEqual({ data: { kind: "object", digest: hexOf(7) } });
+  });
+  it("sortedBytes is the object list encodeObjectList writes from strings: sorted by bytes, repeats once", () => {
+    const t = new DigestTable();
+    const all = Array.from({ length: 3000 }, (_, i) => hexOf(i % 1000));
+    // Same leading four bytes, different tails: the order falls to the full comparison.
+    all.push("abcdef01" + "f".repeat(56), "abcdef01" + "0".repeat(56), "abcdef01" + "8".repeat(56));
+    const ns = all.map((d, i) => (i % 2 ? t.numberOf({ digest: d }) : t.numberOf(t.ref(t.intern(d)))));
+    expect(t.sortedBytes(ns).equals(encodeObjectList(all.slice()))).toBe(true);
+    expect(t.sortedBytes([]).length).toBe(0);
+  });
+  it("numberOf reads an ObjectRef of another table by its digest, not its number", () => {
+    const a = new DigestTable();
+    const b = new DigestTable();
+    b.intern(hexOf(1));
+    const r = a.ref(a.intern(hexOf(2)));
+    expect(b.numberOf(r)).toBe(1);
+    expect(b.hex(1)).toBe(hexOf(2));
   });
 });

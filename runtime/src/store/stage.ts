@@ -21,7 +21,7 @@ import { writeErofs } from "../erofs/writer.ts";
 import { composefsImage } from "../composefs/encode.ts";
 import { DEVINO_FILE, DevinoCache } from "./devino.ts";
 import { parseOsRelease } from "./os-release.ts";
-import { nextId, OBJECT_LIST, encodeObjectList } from "./deployments.ts";
+import { nextId, OBJECT_LIST } from "./deployments.ts";
 import { imagePath, objectPath, storeLayout, type StoreLayout } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
 import { CONTENT_MODE, secureStore } from "./private.ts";
@@ -195,7 +195,7 @@ async function stageLocked(l: StoreLayout, opts: StageOptions, work: string, src
   mkdirSync(join(dep, "etc", "upper"), { recursive: true });
   mkdirSync(join(dep, "etc", "work"), { recursive: true });
   writeFileAtomic(join(dep, "deployment.json"), renderManifest(manifest));
-  if (format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), encodeObjectList(usedObjects(root)));
+  if (format === "composefs") writeFileAtomic(join(dep, OBJECT_LIST), usedObjects(root, prepared.digests ?? new DigestTable()));
   syncfsPath(l.root);
   checkpoint("stage:deployment-written");
   // 4. The deployment appears in one rename.
@@ -229,6 +229,8 @@ interface Prepared {
   treeDir?: string;
   cache?: DevinoCache;
   oci?: OciOrigin;
+  /** The digests the tree's ObjectRefs point into (directory sources). */
+  digests?: DigestTable;
 }
 
 async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src: Exclude<Source, { kind: "oci" }>, log: (m: string) => void, at: () => string): Promise<Prepared> {
@@ -299,7 +301,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   }
   return {
     format, root: scan.root, staged: stagedPaths(digests, staged, objectsDir), objectsAdded, bytesAdded, filesReused, fileCount: scan.fileCount, totalBytes: scan.totalBytes,
-    version: osVersion(treeDir), kernel, treeDir, cache,
+    version: osVersion(treeDir), kernel, treeDir, cache, digests,
   };
 }
 
@@ -418,13 +420,13 @@ export function addMountPoints(root: Inode): void {
 }
 const MOUNT_POINTS = ["etc", "sysroot", "var"].map((n) => Buffer.from(n));
 
-/** Every object the deployment's image redirects to (empty files need none), repeats included. */
-function usedObjects(root: Inode): string[] {
-  const out: string[] = [];
+/** Every object the deployment's image redirects to (empty files need none), as the object list's bytes. */
+function usedObjects(root: Inode, digests: DigestTable): Buffer {
+  const ns: number[] = [];
   fileInodesOf(root, (inode) => {
-    if (inode.size > 0 && inode.data?.kind === "object") out.push(inode.data.digest);
+    if (inode.size > 0 && inode.data?.kind === "object") ns.push(digests.numberOf(inode.data));
   });
-  return out;
+  return digests.sortedBytes(ns);
 }
 
 async function mksquashfs(dir: string, out: string): Promise<void> {

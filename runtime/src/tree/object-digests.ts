@@ -58,6 +58,32 @@ export class DigestTable {
     return new ObjectRef(this, n);
   }
 
+  /** The number of a file's object digest: read off an ObjectRef of this table, interned otherwise. */
+  numberOf(data: { readonly digest: string }): number {
+    return data instanceof ObjectRef && data.table === this ? data.n : this.intern(data.digest);
+  }
+
+  /**
+   * The digests numbered `ns`, sorted by their bytes, each once, back to back: a deployment's object
+   * list without a 64-digit string per file (~9 MB at the end of a 60k-file stage).
+   */
+  sortedBytes(ns: number[]): Buffer {
+    const b = this.bytes;
+    // The first four bytes decide almost every comparison without a call into Buffer.compare.
+    const lead = new Uint32Array(this.count);
+    for (let n = 0; n < this.count; n++) lead[n] = b.readUInt32BE(n * DIGEST_BYTES);
+    const sorted = ns.slice().sort((x, y) => lead[x]! - lead[y]! || b.compare(b, y * DIGEST_BYTES, (y + 1) * DIGEST_BYTES, x * DIGEST_BYTES, (x + 1) * DIGEST_BYTES));
+    const out = Buffer.allocUnsafe(sorted.length * DIGEST_BYTES);
+    let at = 0;
+    for (let i = 0; i < sorted.length; i++) {
+      // One number per distinct digest: repeats are adjacent and equal.
+      if (i > 0 && sorted[i] === sorted[i - 1]) continue;
+      b.copy(out, at, sorted[i]! * DIGEST_BYTES, (sorted[i]! + 1) * DIGEST_BYTES);
+      at += DIGEST_BYTES;
+    }
+    return out.subarray(0, at);
+  }
+
   private growBytes(): void {
     const next = Buffer.alloc(this.bytes.length * 2);
     this.bytes.copy(next);
@@ -77,7 +103,7 @@ export class DigestTable {
 
 /** `{ kind: "object", digest }`, with the digest kept as bytes in a DigestTable. */
 export class ObjectRef {
-  constructor(private readonly table: DigestTable, readonly n: number) {}
+  constructor(readonly table: DigestTable, readonly n: number) {}
 
   // On the prototype, not a field: one slot less in each of 60k objects.
   get kind(): "object" {
