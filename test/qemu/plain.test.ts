@@ -2,13 +2,17 @@
 // intact, the plain ext4 root boots with the module inside (particle-root.service stays out of the
 // way without particle.image), the agent's output and status come back, and Bun runs under TCG.
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeExt4 } from "./lib/disk.ts";
 import { guestTree, initramfs, initramfsFile, type GuestTree } from "./lib/guest.ts";
 import { boot } from "./lib/qemu.ts";
+import { makeTinyTree } from "../host/install-helpers.ts";
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
 
 const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
 
@@ -65,5 +69,55 @@ describe("guest, initramfs and harness (plain ext4 root)", () => {
     expect(r.output).toMatch(/^hello-from-guest$/m);
     expect(r.output).toMatch(/^particle-help=0$/m);
     expect(r.readyUptime).toBeGreaterThan(1);
+  });
+
+  // This host's kernel has no fs-verity, so only a guest shows the install sealing the store itself
+  // (issue 13): the image and each object measured by the kernel, the deployment stamped.
+  it("particle install under a kernel with fs-verity seals the store, so the first boot has nothing to seal", { timeout: 900_000 }, async () => {
+    const work = mkdtempSync(join(tmpdir(), "particle-plain-install-"));
+    try {
+      makeTinyTree(join(work, "tree"));
+      sh("tar", ["-cf", join(work, "tree.tar"), "-C", join(work, "tree"), "."]);
+      writeFileSync(join(work, "initrd.img"), "an initramfs\n");
+      // The guest has no mtools (install writes the ESP with them); the host's binary needs only libc.
+      mkdirSync(join(work, "bin"));
+      copyFileSync("/usr/bin/mtools", join(work, "bin", "mtools"));
+      for (const m of ["mcopy", "mmd"]) symlinkSync("mtools", join(work, "bin", m));
+      const r = await boot({
+        name: "plain-install",
+        kernel: g.kernel,
+        initrd,
+        append: "root=/dev/vda rw",
+        disks: [rootImg],
+        files: { "tree.tar": join(work, "tree.tar"), "initrd.img": join(work, "initrd.img"), bin: join(work, "bin") },
+        script: [
+          "set -e",
+          'export PATH="$PWD/bin:$PATH"',
+          "mkdir -p /var/tmp/src && tar -xf tree.tar -C /var/tmp/src",
+          "particle install --to-disk /var/tmp/disk.img --size 1300M --source dir:/var/tmp/src --initramfs initrd.img --json >/var/tmp/result.json",
+          'echo "RESULT: $(cat /var/tmp/result.json)"',
+          "loop=$(losetup --find --show --partscan /var/tmp/disk.img)",
+          "udevadm settle; mkdir -p /mnt/r; mount -o ro ${loop}p2 /mnt/r",
+          'echo "STAMP: $(test -e /mnt/r/particle/deploy/1/sealed && echo yes || echo no)"',
+          'for f in /mnt/r/particle/images/*.erofs $(find /mnt/r/particle/objects -type f); do echo "MEASURE: $(fsverity measure "$f")"; done',
+          "umount /mnt/r; losetup -d $loop",
+        ].join("\n"),
+        timeoutMs: 840_000,
+        poweroff: "forced",
+      });
+      expect(r.exitCode, `console log: ${r.logFile}\n${r.output}`).toBe(0);
+      const result = JSON.parse(/^RESULT: (.*)$/m.exec(r.output)![1]!);
+      expect(result).toMatchObject({ deployment: "1", verity: "sealed" });
+      expect(r.output).toMatch(/^STAMP: yes$/m);
+      const measured = [...r.output.matchAll(/^MEASURE: sha256:([0-9a-f]{64}) (\S+)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+      const image = measured.filter(([, p]) => p.startsWith("/mnt/r/particle/images/"));
+      expect(image).toEqual([[result.imageDigest, `/mnt/r/particle/images/${result.imageDigest}.erofs`]]);
+      const objects = measured.filter(([, p]) => p.startsWith("/mnt/r/particle/objects/"));
+      // The tiny tree's non-empty files: each object's name is the digest the kernel now reports.
+      expect(objects.length).toBeGreaterThan(3);
+      for (const [digest, p] of objects) expect(p).toBe(`/mnt/r/particle/objects/${digest.slice(0, 2)}/${digest.slice(2)}`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

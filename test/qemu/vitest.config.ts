@@ -5,7 +5,7 @@ import { basename } from "node:path";
 import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
-/** Longest first (single-file seconds in CI: cycle ~1,020, layering and sealed estimated 800-900 and 700-800, grub ~530, bookworm ~520, boot ~285, plain ~60), so the two workers end at about the same time. */
+/** Longest first (single-file seconds in CI: cycle ~1,020, layering and sealed estimated 800-900 and 700-800, grub ~530, bookworm ~520, boot ~285, plain ~125 with its install in the guest), so the two workers end at about the same time. */
 const ORDER = ["cycle", "layering", "sealed", "registry", "grub", "bookworm", "powercut", "boot", "plain"];
 const rank = (s: TestSpecification) => {
   const i = ORDER.indexOf(basename(s.moduleId).replace(/\.test\.ts$/, ""));
