@@ -6,6 +6,7 @@ import { DEVINO_FILE, DevinoCache, decodeCache } from "../../runtime/src/store/d
 import { objectLookup } from "../../runtime/src/store/objects.ts";
 import { storeLayout } from "../../runtime/src/store/layout.ts";
 import type { StatKey } from "../../runtime/src/tree/scan.ts";
+import { DigestTable } from "../../runtime/src/tree/object-digests.ts";
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -103,6 +104,28 @@ describe("the devino cache, binary records indexed by device and inode", () => {
     c.save();
     const again = new DevinoCache(path);
     for (let i = 1; i <= 2500; i++) expect(again.lookup(key(i))).toBe(digest(i));
+  });
+
+  it("records digests as numbers of the stage's table: no second copy of a digest the table has", () => {
+    const path = join(tmp(), DEVINO_FILE);
+    const table = new DigestTable();
+    const c = new DevinoCache(path, table);
+    const n = table.intern("b".repeat(64));
+    c.remember(key(1), n, true);
+    c.remember(key(2), D1, false);
+    expect(table.size).toBe(2);
+    expect(() => c.remember(key(3), 2, false)).toThrow(/devino cache: digest number 2 is not in the table/);
+    c.save();
+    const shared = new DigestTable();
+    const next = new DevinoCache(path, shared);
+    next.keep(next.find(key(2)));
+    next.keep(next.find(key(1)), shared.intern("b".repeat(64)));
+    expect([shared.hex(0), shared.hex(1), shared.size]).toEqual([D1, "b".repeat(64), 2]);
+    next.save();
+    const again = new DevinoCache(path);
+    expect(again.lookup(key(1))).toBe("b".repeat(64));
+    expect(again.lookup(key(2))).toBe(D1);
+    expect(again.bare(key(1))).toBe(false);
   });
 
   it("carries an unchanged file's record into the next stage as it was, its xattr flag included", () => {

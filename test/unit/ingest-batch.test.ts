@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { packBatch, unpackFile } from "../../runtime/src/store/ingest-pool.ts";
+import { newReplies, packBatch, putReply, unpackFile } from "../../runtime/src/store/ingest-pool.ts";
 import type { SourceFile } from "../../runtime/src/store/objects.ts";
 
 const file = (path: Buffer, i: number): SourceFile => ({
@@ -28,5 +28,21 @@ describe("an ingest batch, packed for a worker", () => {
     for (let i = 0; i < paths.length; i++) expect(unpackFile(got, i)).toEqual(files[1 + i]);
     // The paths the tree model holds are untouched by the transfer.
     expect(files[2]!.path).toEqual(paths[1]);
+  });
+});
+
+describe("a worker's replies for a batch", () => {
+  const hex = (i: number) => i.toString(16).padStart(2, "0").repeat(32);
+  it("carry each file's digest as 32 bytes, whether it was staged and its bytes, through a transfer", () => {
+    const r = newReplies(64, 3);
+    putReply(r, { digest: hex(1), tmp: "/s/tmp/0/64", bytes: 2 ** 33 });
+    putReply(r, { digest: hex(0xfe), bytes: 0 });
+    const got = structuredClone(r, { transfer: [r.digests.buffer, r.staged.buffer, r.bytes.buffer] as ArrayBuffer[] });
+    expect(r.digests.byteLength).toBe(0);
+    expect([got.first, got.count]).toEqual([64, 2]);
+    expect(Buffer.from(got.digests.subarray(0, 32)).toString("hex")).toBe(hex(1));
+    expect(Buffer.from(got.digests.subarray(32, 64)).toString("hex")).toBe(hex(0xfe));
+    expect([...got.staged.subarray(0, 2)]).toEqual([1, 0]);
+    expect([...got.bytes.subarray(0, 2)]).toEqual([2 ** 33, 0]);
   });
 });

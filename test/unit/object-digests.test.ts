@@ -22,6 +22,21 @@ describe("DigestTable", () => {
     for (let i = 0; i < 100; i++) expect(t.intern(same(i))).toBe(i);
     expect(t.hex(42)).toBe(same(42));
   });
+  it("takes digests as bytes too, gives them back as bytes, and keeps its numbers across reserve()", () => {
+    const t = new DigestTable(2);
+    const raw = Buffer.concat([Buffer.from([9, 9, 9]), Buffer.from(hexOf(7), "hex"), Buffer.from(hexOf(8), "hex")]);
+    expect(t.intern(hexOf(8))).toBe(0);
+    expect(t.internBytes(raw, 3)).toBe(1);
+    expect(t.internBytes(raw, 35)).toBe(0);
+    t.reserve(10_000);
+    expect(t.intern(hexOf(7))).toBe(1);
+    for (let i = 100; i < 3000; i++) expect(t.intern(hexOf(i))).toBe(i - 98);
+    const out = Buffer.alloc(70);
+    t.copyBytes(1, out, 5);
+    expect(out.subarray(5, 37).toString("hex")).toBe(hexOf(7));
+    expect(() => t.internBytes(raw, 40)).toThrow(RangeError);
+    expect(() => t.copyBytes(t.size, out, 0)).toThrow(RangeError);
+  });
   it("refuses what is not 64 lowercase hex digits, naming it; numbers out of range are errors", () => {
     const t = new DigestTable();
     expect(() => t.intern("ab")).toThrow(/not a sha256 digest.*"ab"/);

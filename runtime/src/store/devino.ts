@@ -11,6 +11,7 @@ import { existsSync, readFileSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../system/atomic.ts";
 import { putStatKey, type StatKey } from "../tree/scan.ts";
+import { DigestTable } from "../tree/object-digests.ts";
 
 /** The cache file's name under the store's cache/. */
 export const DEVINO_FILE = "devino.bin";
@@ -31,14 +32,15 @@ const HAS_XATTRS = 1;
  * numbers as host-order float64s, then their digests. A file written on a host of the other byte
  * order reads a version that is not 3 and is ignored; a cache is only ever read where it was written.
  */
-export function encodeCache(keys: Float64Array, digests: Uint8Array, count: number): Buffer {
+export function encodeCache(keys: Float64Array, count: number, putDigest: (n: number, out: Buffer, at: number) => void): Buffer {
   const out = Buffer.alloc(HEAD + count * RECORD);
   MAGIC.copy(out, 0);
   const head = new Uint32Array(out.buffer, out.byteOffset + 8, 2);
   head[0] = VERSION;
   head[1] = count;
   out.set(new Uint8Array(keys.buffer, keys.byteOffset, count * FIELDS * 8), HEAD);
-  out.set(digests.subarray(0, count * DIGEST_BYTES), HEAD + count * FIELDS * 8);
+  const digestsAt = HEAD + count * FIELDS * 8;
+  for (let n = 0; n < count; n++) putDigest(n, out, digestsAt + n * DIGEST_BYTES);
   return out;
 }
 
@@ -78,12 +80,16 @@ export class DevinoCache {
   private last: Decoded = { keys: new Float64Array(0), digests: Buffer.alloc(0), count: 0 };
   private slots = new Int32Array(1).fill(-1);
   private bits = 0;
-  /** This stage's records, in the file's layout. */
+  /** This stage's records: their numbers in the file's layout, their digests as numbers of `table`. */
   private keys = new Float64Array(FIELDS * 1024);
-  private digests = Buffer.alloc(DIGEST_BYTES * 1024);
+  private digests = new Int32Array(1024);
   private count = 0;
 
-  constructor(private readonly path: string) {
+  /**
+   * `table` is the stage's own (its files' ObjectRefs point into it): a record holds a 4-byte number
+   * instead of 32 more bytes of a digest the table already has (~18 MB at 630k files, issue 13).
+   */
+  constructor(private readonly path: string, private readonly table = new DigestTable()) {
     if (!existsSync(path)) return;
     try {
       const got = decodeCache(readFileSync(path));
@@ -166,37 +172,50 @@ export class DevinoCache {
     const keys = new Float64Array(FIELDS * records);
     keys.set(this.keys.subarray(0, FIELDS * this.count));
     this.keys = keys;
-    const digests = Buffer.alloc(DIGEST_BYTES * records);
-    this.digests.copy(digests, 0, 0, DIGEST_BYTES * this.count);
+    const digests = new Int32Array(records);
+    digests.set(this.digests.subarray(0, this.count));
     this.digests = digests;
   }
 
   /**
    * Carries the last stage's record `i` (from `find`) into this stage's, as it is: an unchanged
-   * file, whose digest need not be parsed from hex again (60k files of a re-stage).
+   * file, whose digest need not be parsed from hex again (60k files of a re-stage). `digest` is its
+   * number in the table when the caller has it already.
    */
-  keep(i: number): void {
+  keep(i: number, digest = this.table.internBytes(this.last.digests, DIGEST_BYTES * i)): void {
     this.grow();
     const n = this.count++;
     for (let j = 0; j < FIELDS; j++) this.keys[FIELDS * n + j] = this.last.keys[FIELDS * i + j]!;
-    this.last.digests.copy(this.digests, DIGEST_BYTES * n, DIGEST_BYTES * i, DIGEST_BYTES * (i + 1));
+    this.digests[n] = digest;
   }
 
-  remember(k: StatKey, digest: string, hasXattrs: boolean): void {
+  /** A file read by this stage: its digest as 64 hex digits, or its number in the table. */
+  remember(k: StatKey, digest: string | number, hasXattrs: boolean): void {
+    let d: number;
+    try {
+      d = typeof digest === "number" ? this.checked(digest) : this.table.intern(digest);
+    } catch (e) {
+      throw new Error(`devino cache: ${(e as Error).message}`);
+    }
     this.grow();
-    const n = this.count;
+    const n = this.count++;
     const f = this.keys;
     const at = FIELDS * n;
     putStatKey(f, at, k);
     f[at + 7] = hasXattrs ? HAS_XATTRS : 0;
-    if (this.digests.write(digest, DIGEST_BYTES * n, DIGEST_BYTES, "hex") !== DIGEST_BYTES) throw new Error(`devino cache: ${digest} is not a sha256 digest`);
-    this.count++;
+    this.digests[n] = d;
+  }
+
+  private checked(n: number): number {
+    if (!Number.isInteger(n) || n < 0 || n >= this.table.size) throw new RangeError(`digest number ${n} is not in the table (${this.table.size})`);
+    return n;
   }
 
   /** Keeps only the files of the latest stage, so the cache does not grow without bound. */
   save(): void {
     this.forgetLast();
-    writeFileAtomic(this.path, encodeCache(this.keys, this.digests, this.count));
+    const digests = this.digests;
+    writeFileAtomic(this.path, encodeCache(this.keys, this.count, (n, out, at) => this.table.copyBytes(digests[n]!, out, at)));
     const old = join(dirname(this.path), OLD_FILE);
     if (old === this.path) return;
     try {

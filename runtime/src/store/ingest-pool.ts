@@ -31,8 +31,42 @@ export interface IngestBatch {
   keys: Float64Array;
 }
 
-/** `tmp` is whether the bytes were staged (at tmpFor(tmpDir, n)): the main thread knows the path. */
-export type IngestReply = { n: number; digest: string; tmp: boolean; bytes: number } | { n: number; error: string; code?: string };
+/**
+ * A worker's answer for a batch's files first to first + count - 1, in three arrays that are
+ * transferred: each file's digest as 32 bytes, whether its bytes were staged (at tmpFor(tmpDir, n)),
+ * and the bytes added. An object with a 64-digit string per file was ~200 bytes of garbage a file on
+ * the main thread, which the collector let pile up through the ingest, the first stage's peak at
+ * 630k files (issue 13). `error` is the file after the last answered one, which failed.
+ */
+export interface IngestReplies {
+  first: number;
+  count: number;
+  digests: Uint8Array;
+  staged: Uint8Array;
+  bytes: Float64Array;
+  error?: { message: string; code?: string };
+}
+
+/**
+ * What ingestAll says of file i: its digest is the 32 bytes at `digests[at…]` (valid only during the
+ * call), its bytes were staged at tmpFor(tmpDir, i) or not, and `bytes` were added.
+ */
+export type OnIngested = (i: number, digests: Uint8Array, at: number, staged: boolean, bytes: number) => void;
+
+/** Replies for `count` files from `first`, filled in by `put`. */
+export function newReplies(first: number, count: number): IngestReplies {
+  return { first, count: 0, digests: new Uint8Array(count * DIGEST_BYTES), staged: new Uint8Array(count), bytes: new Float64Array(count) };
+}
+
+/** Records the next file's answer (its digest as 64 hex digits). */
+export function putReply(r: IngestReplies, got: Ingested): void {
+  const k = r.count++;
+  Buffer.from(r.digests.buffer, r.digests.byteOffset, r.digests.byteLength).write(got.digest, k * DIGEST_BYTES, DIGEST_BYTES, "hex");
+  r.staged[k] = got.tmp === undefined ? 0 : 1;
+  r.bytes[k] = got.bytes;
+}
+
+const DIGEST_BYTES = 32;
 
 /** Packs files[first, first + count) for a worker. */
 export function packBatch(files: SourceFile[], first: number, count: number, rest: Pick<IngestBatch, "sysroot" | "tmpDir" | "how">): IngestBatch {
@@ -85,15 +119,18 @@ class IngestError extends Error {
 }
 
 /** Reads `files[i]` only before `onDone(i, …)`, so the caller may let the record go from there on. */
-export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: string, how: IngestHow, onDone: (i: number, r: Ingested) => void): Promise<void> {
+export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: string, how: IngestHow, onDone: OnIngested): Promise<void> {
   for (let i = 0; i < TMP_FANOUT; i++) mkdirSync(join(tmpDir, i.toString(16)), { recursive: true });
   const Bun = (globalThis as any).Bun;
   const workers = Math.min(availableParallelism(), 8);
   if (!Bun || workers < 2 || !worthWorkers(files)) {
     const l = storeLayout(sysroot);
     const tick = youngCollector(YOUNG_EVERY);
+    const one = newReplies(0, 1);
     files.forEach((f, i) => {
-      onDone(i, ingestFile(l, f, tmpFor(tmpDir, i), how));
+      one.count = 0;
+      putReply(one, ingestFile(l, f, tmpFor(tmpDir, i), how));
+      onDone(i, one.digests, 0, one.staged[0] === 1, one.bytes[0]!);
       // Reading on this thread leaves each file's garbage on the heap that holds the tree model,
       // which Bun lets grow to about twice its live size: a one-core machine's first stage of the
       // 60k-file tree peaked at 273 MiB without these collections (issue 13).
@@ -121,11 +158,10 @@ export async function ingestAll(sysroot: string, files: SourceFile[], tmpDir: st
       const w = new Worker(workerUrl(), { smol: true } as WorkerOptions);
       pool.push(w);
       active++;
-      w.onmessage = (e: MessageEvent<IngestReply[]>) => {
-        for (const r of e.data) {
-          if ("error" in r) failed ??= new IngestError(r.error, r.code);
-          else onDone(r.n, { digest: r.digest, tmp: r.tmp ? tmpFor(tmpDir, r.n) : undefined, bytes: r.bytes });
-        }
+      w.onmessage = (e: MessageEvent<IngestReplies>) => {
+        const r = e.data;
+        for (let k = 0; k < r.count; k++) onDone(r.first + k, r.digests, k * DIGEST_BYTES, r.staged[k] === 1, r.bytes[k]!);
+        if (r.error) failed ??= new IngestError(r.error.message, r.error.code);
         feed(w);
       };
       w.onerror = (e: ErrorEvent) => {

@@ -2,24 +2,22 @@
 // state but the store path, so the main thread stays the only one that decides what a file is.
 import { ingestFile } from "./objects.ts";
 import { storeLayout } from "./layout.ts";
-import { tmpFor, unpackFile, type IngestBatch, type IngestReply } from "./ingest-pool.ts";
+import { newReplies, putReply, tmpFor, unpackFile, type IngestBatch } from "./ingest-pool.ts";
 
-declare const self: { onmessage: (e: { data: IngestBatch }) => void; postMessage: (m: unknown) => void };
+declare const self: { onmessage: (e: { data: IngestBatch }) => void; postMessage: (m: unknown, transfer?: unknown[]) => void };
 
 self.onmessage = (e) => {
   const b = e.data;
   const l = storeLayout(b.sysroot);
-  const replies: IngestReply[] = [];
+  const r = newReplies(b.first, b.count);
   for (let i = 0; i < b.count; i++) {
-    const n = b.first + i;
     try {
-      const r = ingestFile(l, unpackFile(b, i), tmpFor(b.tmpDir, n), b.how);
-      replies.push({ n, digest: r.digest, tmp: r.tmp !== undefined, bytes: r.bytes });
+      putReply(r, ingestFile(l, unpackFile(b, i), tmpFor(b.tmpDir, b.first + i), b.how));
     } catch (err) {
       const e2 = err as NodeJS.ErrnoException;
-      replies.push({ n, error: e2.message, code: e2.code });
+      r.error = { message: e2.message, code: e2.code };
       break;
     }
   }
-  self.postMessage(replies);
+  self.postMessage(r, [r.digests.buffer, r.staged.buffer, r.bytes.buffer]);
 };

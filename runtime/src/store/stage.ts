@@ -245,7 +245,10 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   const consume = src.kind === "tar" || (src.kind === "dir" && opts.consume === true);
   // A directory under tmp/ (a layer's overlay mount) gets new device numbers each time, and a
   // consumed tree is gone afterwards: no cache.
-  const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, DEVINO_FILE)) : undefined;
+  // Each distinct digest once, as 32 bytes; files and the devino cache's records point into it
+  // (tree/object-digests.ts).
+  const digests = new DigestTable();
+  const cache = src.kind === "dir" && !opts.lockHeld && !consume ? new DevinoCache(join(l.cache, DEVINO_FILE), digests) : undefined;
   const scan = scanTree(treeDir, cache && ((k) => cache.bare(k)));
   log(`[${at()}] scanned ${scan.fileCount} files, ${scan.totalBytes} bytes`);
   const short = precheckStageSpace(format, scan.fileCount, scan.storedBytes, opts.sysroot, diskFree(l.root).free);
@@ -253,8 +256,7 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
   let objectsAdded = 0;
   let bytesAdded = 0;
   let filesReused = 0;
-  // Each distinct digest once, as 32 bytes; files point into it (tree/object-digests.ts).
-  const digests = new DigestTable(scan.files.length);
+  digests.reserve(scan.files.length);
   // Digest number → the index of the file whose bytes were staged for it (its temp path is
   // tmpFor(index)), or -1: numbers, not a map keyed on digest strings (issue 13).
   let staged: Int32Array = new Int32Array(0);
@@ -269,23 +271,23 @@ async function prepareDir(l: StoreLayout, opts: StageOptions, work: string, src:
     // be asked: ~13 MB for 60k files, freed before the image phase (issue 13).
     cache?.forgetLast();
     cache?.expect(todo.length);
-    await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, got) => {
+    await ingestAll(opts.sysroot, todo, objectsDir, { consume, copyRange: COPY_RANGE }, (i, digest, at, isStaged, bytes) => {
       const file = todo[i]!;
-      const n = digests.intern(got.digest);
+      const n = digests.internBytes(digest, at);
       file.inode.data = digests.ref(n);
-      cache?.remember(file, got.digest, file.inode.xattrs.length > 0);
+      cache?.remember(file, n, file.inode.xattrs.length > 0);
       // Read and answered: its record and path (~230 bytes a file) need not wait for the last file
       // to be read, which was the ingest's memory peak (issue 13). ingestAll has packed it already.
       (todo as (ScannedFile | undefined)[])[i] = undefined;
-      if (!got.tmp) return;
-      // Two files with the same new content: keep the first copy.
+      if (!isStaged) return;
+      // Two files with the same new content: keep the first copy. ingestAll stages file i at
+      // tmpFor(objectsDir, i), so the index names the temp file.
       if (n >= staged.length) staged = grownStaged(staged, digests.size);
-      if (staged[n]! >= 0) rmSync(got.tmp);
+      if (staged[n]! >= 0) rmSync(tmpFor(objectsDir, i));
       else {
-        // ingestAll stages file i at tmpFor(objectsDir, i), so the index names the temp file.
         staged[n] = i;
         objectsAdded++;
-        bytesAdded += got.bytes;
+        bytesAdded += bytes;
       }
     });
     const read = todo.length;
@@ -334,8 +336,9 @@ function filesToRead(l: StoreLayout, files: ScannedFile[], treeDir: string, know
     if (hit >= 0) {
       const cached = cache!.digestAt(hit);
       if (stored(cached)) {
-        inode.data = digests.ref(digests.intern(cached));
-        cache!.keep(hit);
+        const n = digests.intern(cached);
+        inode.data = digests.ref(n);
+        cache!.keep(hit, n);
         reused++;
         continue;
       }

@@ -33,6 +33,37 @@ export class DigestTable {
   intern(hex: string): number {
     if (!HEX64.test(hex)) throw new Error(`not a sha256 digest (64 lowercase hex digits): ${JSON.stringify(hex.slice(0, 80))}`);
     this.probe.write(hex, 0, DIGEST_BYTES, "hex");
+    return this.internProbe();
+  }
+
+  /** The number of the 32 bytes at `src[at…]`, added if they are new. */
+  internBytes(src: Uint8Array, at: number): number {
+    if (at < 0 || at + DIGEST_BYTES > src.length) throw new RangeError(`digest bytes at ${at} of ${src.length}`);
+    // A byte loop, not set(subarray): a view per call is garbage, and this runs once per file read.
+    const p = this.probe;
+    for (let k = 0; k < DIGEST_BYTES; k++) p[k] = src[at + k]!;
+    return this.internProbe();
+  }
+
+  /** Copies digest `n`'s 32 bytes to `out[at…]`. */
+  copyBytes(n: number, out: Uint8Array, at: number): void {
+    if (n < 0 || n >= this.count) throw new RangeError(`digest ${n} of ${this.count}`);
+    const b = this.bytes;
+    const from = n * DIGEST_BYTES;
+    for (let k = 0; k < DIGEST_BYTES; k++) out[at + k] = b[from + k]!;
+  }
+
+  /** Room for `total` digests, when the caller learns how many may come after the table was made. */
+  reserve(total: number): void {
+    if (total * DIGEST_BYTES > this.bytes.length) {
+      const next = Buffer.alloc(total * DIGEST_BYTES);
+      this.bytes.copy(next, 0, 0, this.count * DIGEST_BYTES);
+      this.bytes = next;
+    }
+    if (total * 2 > this.slots.length) this.rehash(pow2Above(total * 2));
+  }
+
+  private internProbe(): number {
     let s = this.probe.readUInt32LE(0) & this.mask;
     for (;;) {
       const at = this.slots[s]!;
@@ -44,7 +75,7 @@ export class DigestTable {
     const n = this.count++;
     this.probe.copy(this.bytes, n * DIGEST_BYTES);
     this.slots[s] = n + 1;
-    if (this.count * 2 > this.slots.length) this.rehash();
+    if (this.count * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     return n;
   }
 
@@ -90,8 +121,8 @@ export class DigestTable {
     this.bytes = next;
   }
 
-  private rehash(): void {
-    this.slots = new Int32Array(this.slots.length * 2);
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
     this.mask = this.slots.length - 1;
     for (let n = 0; n < this.count; n++) {
       let s = this.bytes.readUInt32LE(n * DIGEST_BYTES) & this.mask;
