@@ -191,7 +191,13 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
 
   const done = new Promise<void>((resolve) => {
     let killTimer: NodeJS.Timeout | undefined;
+    let cutTimer: NodeJS.Timeout | undefined;
     const kill = () => qemu.kill("SIGKILL");
+    const cut = () => {
+      if (matched) return;
+      matched = true;
+      kill();
+    };
     const overall = setTimeout(() => {
       timedOut = true;
       kill();
@@ -200,9 +206,11 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
       log.write(b);
       text += b.toString("latin1");
       if (readyMs === null && READY.test(text)) readyMs = Date.now() - start;
-      if (!matched && o.until?.test(text.replace(/\r/g, ""))) {
-        matched = true;
-        kill();
+      // The console copy of a line can overtake the report port's (two UARTs drain at their own
+      // pace), and the report is what the test reads: wait for the report to show the line too,
+      // bounded for an agent without a report port.
+      if (!matched && cutTimer === undefined && o.until?.test(text.replace(/\r/g, ""))) {
+        cutTimer = setTimeout(cut, 3_000);
       }
       // The agent asks for poweroff; give it 60 s, then stop waiting.
       if (!exitSeen && EXIT.test(text)) {
@@ -214,15 +222,18 @@ async function bootOnce(o: BootOptions): Promise<BootResult> {
     // report port is the one to watch.
     const reportFile = join(work, "agent.out");
     const poll = setInterval(() => {
-      if (readyMs !== null || !existsSync(reportFile)) return;
-      if (READY.test(readFileSync(reportFile, "latin1"))) readyMs = Date.now() - start;
-    }, 500);
+      if ((readyMs !== null && (matched || !o.until)) || !existsSync(reportFile)) return;
+      const report = readFileSync(reportFile, "latin1");
+      if (readyMs === null && READY.test(report)) readyMs = Date.now() - start;
+      if (o.until?.test(report.replace(/\r/g, ""))) cut();
+    }, 100);
     qemu.stdout.on("data", onData);
     qemu.stderr.on("data", onData);
     qemu.on("close", () => {
       live.delete(qemu);
       clearTimeout(overall);
       clearTimeout(killTimer);
+      clearTimeout(cutTimer);
       clearInterval(poll);
       resolve();
     });
