@@ -6,6 +6,7 @@ const STDERR = 2;
 const KMSG_ERR = 3;
 const KMSG_WARNING = 4;
 const KMSG_INFO = 6;
+const KMSG_DEBUG = 7;
 
 export class Log {
   private kmsg: number | undefined;
@@ -35,6 +36,15 @@ export class Log {
     }
   }
   info(msg: string): void { this.emit(KMSG_INFO, msg); }
+  /** kmsg only, below the console's level: for records nobody should have to read at boot. */
+  debug(msg: string): void {
+    if (this.kmsg === undefined) return;
+    try {
+      writeSync(this.kmsg, `<${KMSG_DEBUG}>particle-boot: ${msg}\n`);
+    } catch {
+      /* rate limited: it was only for diagnosis */
+    }
+  }
   warn(msg: string): void { this.emit(KMSG_WARNING, `WARNING: ${msg}`); }
   error(msg: string): void { this.emit(KMSG_ERR, msg); }
   close(): void {

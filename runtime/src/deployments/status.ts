@@ -73,7 +73,7 @@ export const DeploymentStatus = z.object({
   /** Made by `particle layer`: the packages layered onto `base` (possibly none after a remove). */
   layered: z.array(z.string()).optional(),
   /** The OCI image it was staged from (reference, digests, config labels and created); absent for dir:/tar: sources. */
-  image: OciOrigin.optional(),
+  image: z.optional(OciOrigin),
 });
 export type DeploymentStatus = z.infer<typeof DeploymentStatus>;
 
@@ -82,7 +82,7 @@ export const Host = z.object({
   kind: z.literal("Host"),
   spec: z.object({
     /** The deployment the boot loader will start next (its default entry), if it is ours. */
-    defaultDeployment: DeploymentId.nullable(),
+    defaultDeployment: z.nullable(DeploymentId),
   }),
   status: z.object({
     /** The running deployment (from particle.deploy= on the kernel command line); null when not booted from particle. */

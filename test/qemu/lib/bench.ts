@@ -38,8 +38,10 @@ RemainAfterExit=yes
 ExecStart=/usr/bin/particle-bench-empty
 `;
 
-/** Journal lines of the initrd services, timed by systemd (monotonic seconds). */
+/** Journal lines of the initrd services, timed by systemd (monotonic seconds), and particle-boot's
+ *  own step timing record (boot/src/timing.ts). */
 const TIMES_SCRIPT = `journalctl -b -o short-monotonic _PID=1 | grep -E ': (Starting|Finished) particle-(root|bench-empty)\\.service' || true
+dmesg | grep 'particle-boot: timing' || true
 systemd-analyze || true`;
 
 /**
@@ -73,10 +75,25 @@ export function serviceSeconds(output: string, unit: string): number | null {
   return a !== null && b !== null ? b - a : null;
 }
 
+/** particle-boot's step marks (boot/src/timing.ts): step → ms since Bun's time origin. */
+export function bootSteps(output: string): Record<string, number> | null {
+  const m = /particle-boot: timing \(ms\): ([^;\n]*)/.exec(output);
+  if (!m) return null;
+  const out: Record<string, number> = {};
+  for (const part of m[1]!.split(", ")) {
+    const sp = part.lastIndexOf(" ");
+    out[part.slice(0, sp)] = Number(part.slice(sp + 1));
+  }
+  return out;
+}
+
 export interface QemuBench {
   initramfsBytes: { withModule: number; withoutModule: number; added: number };
   particleBootSeconds: number[];
   emptyBunSeconds: number[];
+  /** particle-boot's step marks per round (bootSteps), and in the first (sealing) boot. */
+  particleBootSteps: (Record<string, number> | null)[];
+  particleBootFirstSteps: Record<string, number> | null;
   bootToAgent: { composefs: number[]; plainExt4: number[] };
   firstBootSealingSeconds: number | null;
   /** particle-root.service in the first boot (sealing every object, then mounting) and in the later ones. */
@@ -127,6 +144,8 @@ export async function benchQemu(opts: { rounds?: number; log?: (s: string) => vo
       initramfsBytes: { withModule: size(withModule), withoutModule: size(withoutModule), added: size(withModule) - size(withoutModule) },
       particleBootSeconds: [],
       emptyBunSeconds: [],
+      particleBootSteps: [],
+      particleBootFirstSteps: bootSteps(first.output),
       bootToAgent: { composefs: [], plainExt4: [] },
       firstBootSealingSeconds: first.readyUptime,
       particleRootFirstSeconds: serviceSeconds(first.output, "particle-root"),
@@ -149,7 +168,9 @@ export async function benchQemu(opts: { rounds?: number; log?: (s: string) => vo
       const eb = serviceSeconds(c.output, "particle-bench-empty");
       if (pb !== null) res.particleBootSeconds.push(pb);
       if (eb !== null) res.emptyBunSeconds.push(eb);
+      res.particleBootSteps.push(bootSteps(c.output));
       log(`bench: round ${i}: plain ${p.readyUptime} s, composefs ${c.readyUptime} s, particle-boot ${pb} s, empty Bun ${eb} s`);
+      log(`bench: round ${i}: particle-boot steps (ms) ${JSON.stringify(res.particleBootSteps.at(-1))}`);
     }
     return res;
   } finally {
