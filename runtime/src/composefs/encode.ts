@@ -7,6 +7,7 @@
 //     does, they become empty regular files marked as escaped "xwhiteouts" (file: whiteout; parent
 //     directory: whiteouts + opaque=x), both for trusted and userxattr overlays stacked on top.
 import { NO_XATTRS, type Entry, type Inode, type Xattr } from "../tree/model.ts";
+import { ObjectRef } from "../tree/object-digests.ts";
 
 const TRUSTED_OVERLAY = Buffer.from("trusted.overlay.");
 const ESCAPED_PREFIX = Buffer.from("trusted.overlay.overlay.");
@@ -41,6 +42,29 @@ function putMetacopy(b: Buffer, digestHex: string): Buffer {
 /** The redirect target inside the data-only lower: "/" + objectRelPath(digest) = "/ab/cdef…". */
 export function redirectValue(digestHex: string): Buffer {
   return putRedirect(Buffer.allocUnsafe(digestHex.length + 2), digestHex);
+}
+
+const HEX_DIGITS = Buffer.from("0123456789abcdef");
+
+/**
+ * Both values from a digest table's 32 bytes: staging's files carry table numbers, and the writer
+ * asks for a file's xattrs up to four times, which made a 64-digit string each time (~590k strings
+ * for the 630k-file tree's first pass alone, issue 13).
+ */
+function putFromRef(metacopy: Buffer, redirect: Buffer, ref: ObjectRef): void {
+  metacopy[0] = 0;
+  metacopy[1] = metacopy.length;
+  metacopy[2] = 0;
+  metacopy[3] = 1;
+  ref.table.copyBytes(ref.n, metacopy, 4);
+  redirect[0] = 0x2f;
+  let o = 1;
+  for (let k = 0; k < 32; k++) {
+    const b = metacopy[4 + k]!;
+    redirect[o++] = HEX_DIGITS[b >> 4]!;
+    redirect[o++] = HEX_DIGITS[b & 15]!;
+    if (k === 0) redirect[o++] = 0x2f;
+  }
 }
 
 function putRedirect(b: Buffer, digestHex: string): Buffer {
@@ -95,9 +119,13 @@ export function composefsImage(root: Inode): { root: Inode; xattrsOf: (inode: In
   const xattrsOf = (inode: Inode): readonly Xattr[] => {
     if (!isObjectFile(inode)) return inode.xattrs;
     if (inode.xattrs.length > 0) return objectFileXattrs(inode);
-    const digest = (inode.data as { digest: string }).digest;
-    putMetacopy(metacopy.value, digest);
-    putRedirect(redirect.value, digest);
+    const data = inode.data;
+    if (data instanceof ObjectRef) putFromRef(metacopy.value, redirect.value, data);
+    else {
+      const digest = (data as { digest: string }).digest;
+      putMetacopy(metacopy.value, digest);
+      putRedirect(redirect.value, digest);
+    }
     return pair;
   };
   return { root: convertTree(root, true, false), xattrsOf };
@@ -117,6 +145,9 @@ function objectFileXattrs(i: Inode): Xattr[] {
 
 function checkObject(i: Inode): void {
   const data = i.data;
+  // A table's number is a digest by construction; asking it for the string only to test it was a
+  // string per file (issue 13).
+  if (data instanceof ObjectRef) return;
   if (data?.kind !== "object" || !DIGEST.test(data.digest))
     throw new Error(`composefs: a non-empty file needs an object digest (64 hex digits), got ${data?.kind ?? "none"}`);
 }

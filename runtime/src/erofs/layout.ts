@@ -1,6 +1,6 @@
 // From the tree model to the list of on-disk inodes: breadth-first order (a directory's children get
 // neighbouring nids, as mkcomposefs does), link counts, the build time and per-inode sizes.
-import type { Entry, Inode, Xattr } from "../tree/model.ts";
+import type { Entry, Inode } from "../tree/model.ts";
 import { type DirPlan, planDir } from "./dirent.ts";
 
 const DOT = Buffer.from(".");
@@ -38,8 +38,6 @@ export class Nodes {
   readonly trailingBlocks: Uint32Array;
   readonly offset: Float64Array;
   readonly nid: Float64Array;
-  /** The few inodes with shared xattrs: their ids, and the entries stored inline beside them. */
-  readonly sharedXattrs = new Map<number, { ids: number[]; inline: readonly Xattr[] }>();
   /** Inline tail content known before placement (symlink target, small file data). */
   readonly tail = new Map<number, Buffer>();
   readonly chunkMap = new Map<number, Uint32Array>();

@@ -51,7 +51,6 @@ const OWN_XATTRS = (inode: Inode): readonly Xattr[] => inode.xattrs;
 /** Inodes between young collections in the writer's loops (a few ms each, see youngCollector). */
 const YOUNG_EVERY = 8192;
 const U16 = 0xffff;
-const NO_IDS: readonly number[] = [];
 const U32 = 0xffffffff;
 
 /** Writes the image to `outPath` (created/truncated) and returns its size in bytes. Deterministic: same tree → same bytes. */
@@ -59,7 +58,7 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
   const nodes = collect(root);
   const bt = buildTime(nodes);
   const xattrsOf = (inode: Inode) => sortedXattrs((opts.xattrsOf ?? OWN_XATTRS)(inode));
-  const sharedArea = prepareNodes(nodes, bt, xattrsOf);
+  const shared = prepareNodes(nodes, bt, xattrsOf);
   // The xattr table's scratch and collect()'s identity map are garbage now; collected before encoding.
   releaseMemory();
   const fd = openSync(outPath, "w");
@@ -83,7 +82,7 @@ export async function writeErofs(root: Inode, outPath: string, opts: ErofsWriteO
       dataEnd = out.block;
     }
     for (let n = 0; n < nodes.count; n++) decideLayout(nodes, n, opts.mode);
-    const image = encode(fd, nodes, bt, sharedArea, dataEnd > 1 ? dataEnd : 0, xattrsOf);
+    const image = encode(fd, nodes, bt, shared, dataEnd > 1 ? dataEnd : 0, xattrsOf);
     // The superblock goes last: a metadata-only image's first block is also the window's.
     if (image.base > 0) {
       const block0 = Buffer.alloc(BLOCK_SIZE);
@@ -101,8 +100,8 @@ function writeAll(fd: number, buf: Buffer, pos: number): void {
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off, pos + off);
 }
 
-/** Prepares xattrs and inode forms; returns the shared xattr area. */
-function prepareNodes(nodes: Nodes, bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): Buffer {
+/** Prepares xattrs and inode forms; returns the sealed shared xattr table. */
+function prepareNodes(nodes: Nodes, bt: { sec: number; nsec: number }, xattrsOf: (inode: Inode) => readonly Xattr[]): SharedXattrTable {
   const shared = new SharedXattrTable();
   const tick = youngCollector(YOUNG_EVERY);
   const { inodes, xattrCount, xattrAt, ibody } = nodes;
@@ -123,12 +122,12 @@ function prepareNodes(nodes: Nodes, bt: { sec: number; nsec: number }, xattrsOf:
   shared.seal();
   for (let n = 0; n < nodes.count; n++) {
     const i = inodes[n]!;
+    // Split again by encode(), from the same list: a split kept per inode (an ids array and copies
+    // of the inline entries) was ~80 MiB of the 630k-file stage's image phase, where every file
+    // shares its redirect and metacopy with nine copies.
     if (mayShare(n)) {
       const { shared: ids, inline } = shared.split(xattrsOf(i), xattrAt[n]!);
-      if (ids.length > 0) {
-        nodes.sharedXattrs.set(n, { ids, inline: inline.map((x) => ({ name: Buffer.from(x.name), value: Buffer.from(x.value) })) });
-        ibody[n] = ibodySize(ids.length, inline);
-      }
+      if (ids.length > 0) ibody[n] = ibodySize(ids.length, inline);
     }
     const size = (nodes.size[n] = logicalSize(nodes, n));
     const extended = !(
@@ -141,7 +140,7 @@ function prepareNodes(nodes: Nodes, bt: { sec: number; nsec: number }, xattrsOf:
     );
     nodes.extended[n] = extended ? 1 : 0;
   }
-  return shared.area;
+  return shared;
 }
 
 function checkInode(i: Inode): void {
@@ -244,8 +243,9 @@ function placer(start: number): (size: number, inline: boolean) => number {
   };
 }
 
-function encode(fd: number, nodes: Nodes, bt: { sec: number; nsec: number }, sharedArea: Buffer, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
+function encode(fd: number, nodes: Nodes, bt: { sec: number; nsec: number }, shared: SharedXattrTable, metaBlk: number, xattrsOf: (inode: Inode) => readonly Xattr[]) {
   const metaBase = metaBlk * BLOCK_SIZE;
+  const sharedArea = shared.area;
   const place = placer(metaBlk > 0 ? metaBase : SUPER_OFFSET + SUPER_SIZE);
   const { offset, nid, iu, trailingBlocks, layout, ibody, tailLen, extended } = nodes;
   for (let n = 0; n < nodes.count; n++) {
@@ -291,8 +291,8 @@ function encode(fd: number, nodes: Nodes, bt: { sec: number; nsec: number }, sha
       mtimeNsec: i.mtimeNsec,
     });
     if (ibody[n]! > 0) {
-      const sx = nodes.sharedXattrs.get(n);
-      writeIbody(buf, at + isz, sx?.ids ?? NO_IDS, sx?.inline ?? xattrsOf(i));
+      const { shared: ids, inline } = shared.split(xattrsOf(i), nodes.xattrAt[n]!);
+      writeIbody(buf, at + isz, ids, inline);
     }
     const tailAt = at + isz + ibody[n]!;
     if (layout[n] === LAYOUT_CHUNK_BASED) {

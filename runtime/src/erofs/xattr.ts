@@ -107,7 +107,17 @@ const NONE: number[] = [];
 /** The h_shared_count field is a u8. */
 const MAX_SHARED_PER_INODE = 255;
 
-const entryKey = (x: Xattr): string => encodeXattrEntry(x).toString("latin1");
+/** Room for the largest entry: header, a 255-byte name suffix, a 64 KiB value, padding. */
+const MAX_ENTRY = alignUp(XATTR_ENTRY_HEADER_SIZE + 255 + 0xffff, 4);
+
+/** Writes the entry to `buf` at 0 with its padding zeroed (the buffer is reused); returns its size. */
+function encodeInto(buf: Buffer, x: Xattr): number {
+  const size = entrySize(x);
+  writeXattrEntry(buf, 0, x);
+  const end = XATTR_ENTRY_HEADER_SIZE + x.name.length - prefixLen(prefixOf(x.name)) + x.value.length;
+  for (let i = end; i < size; i++) buf[i] = 0;
+  return size;
+}
 
 /**
  * How often each 32-bit entry hash was seen, saturating at 2: open addressing over typed arrays. A
@@ -157,30 +167,136 @@ class HashCounts {
   }
 }
 
+const grownInt32 = (a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> => {
+  if (need <= a.length) return a;
+  const b = new Int32Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
+};
+
+/**
+ * Distinct encoded entries, their bytes end to end in one buffer, each with how often it was
+ * counted. Looking an entry up makes no string and no Buffer: a Map keyed on each entry's bytes as
+ * a latin1 string (a string and a Buffer per distinct entry, and both again per lookup) was a large
+ * part of the image phase's peak where files repeat (the 630k-file tree: every object ten times).
+ */
+class EntrySet {
+  size = 0;
+  private bytes = Buffer.alloc(1 << 16);
+  private used = 0;
+  private start = new Int32Array(1 << 10);
+  private len = new Int32Array(1 << 10);
+  private hashOf = new Int32Array(1 << 10);
+  counts = new Int32Array(1 << 10);
+  /** Open addressing on the full-entry hash: entry number + 1, or 0. */
+  private slots = new Int32Array(1 << 11);
+
+  length(k: number): number {
+    return this.len[k]!;
+  }
+
+  /** The number of the entry in `src[0, n)`, added (with a count of 0) if it is new. */
+  intern(src: Buffer, n: number): number {
+    const h = fnv1a(0x811c9dc5, src, 0, n) | 0;
+    let i = this.slot(h, src, n);
+    const s = this.slots[i]!;
+    if (s !== 0) return s - 1;
+    if (2 * (this.size + 1) > this.slots.length) {
+      this.rehash(this.slots.length * 2);
+      i = this.slot(h, src, n);
+    }
+    const k = this.size++;
+    this.start = grownInt32(this.start, this.size);
+    this.len = grownInt32(this.len, this.size);
+    this.hashOf = grownInt32(this.hashOf, this.size);
+    this.counts = grownInt32(this.counts, this.size);
+    if (this.used + n > this.bytes.length) {
+      const b = Buffer.alloc(Math.max(this.used + n, this.bytes.length * 2));
+      this.bytes.copy(b, 0, 0, this.used);
+      this.bytes = b;
+    }
+    src.copy(this.bytes, this.used, 0, n);
+    this.start[k] = this.used;
+    this.len[k] = n;
+    this.hashOf[k] = h;
+    this.used += n;
+    this.slots[i] = k + 1;
+    return k;
+  }
+
+  /** Byte order, shorter first on a common prefix: Buffer.compare's order. */
+  compare(a: number, b: number): number {
+    const bytes = this.bytes;
+    const la = this.len[a]!, lb = this.len[b]!;
+    const pa = this.start[a]!, pb = this.start[b]!;
+    const n = Math.min(la, lb);
+    for (let i = 0; i < n; i++) {
+      const d = bytes[pa + i]! - bytes[pb + i]!;
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  copyTo(k: number, out: Buffer, at: number): void {
+    this.bytes.copy(out, at, this.start[k]!, this.start[k]! + this.len[k]!);
+  }
+
+  private slot(h: number, src: Buffer, n: number): number {
+    const mask = this.slots.length - 1;
+    let i = Math.imul(h, 0x9e3779b1) >>> 0 & mask;
+    for (;;) {
+      const s = this.slots[i]!;
+      if (s === 0) return i;
+      const k = s - 1;
+      if (this.hashOf[k] === h && this.len[k] === n && this.equals(k, src, n)) return i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  private equals(k: number, src: Buffer, n: number): boolean {
+    const bytes = this.bytes;
+    const p = this.start[k]!;
+    for (let i = 0; i < n; i++) if (bytes[p + i] !== src[i]) return false;
+    return true;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    const mask = size - 1;
+    for (let k = 0; k < this.size; k++) {
+      let i = Math.imul(this.hashOf[k]!, 0x9e3779b1) >>> 0 & mask;
+      while (this.slots[i] !== 0) i = (i + 1) & mask;
+      this.slots[i] = k + 1;
+    }
+  }
+}
+
 /**
  * Xattrs (name and value) repeated across inodes are stored once and referenced by a 4-byte id, when
- * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries).
+ * that is smaller than repeating them inline (SELinux labels, capabilities on many binaries, and a
+ * composefs redirect and metacopy on every copy of the same file).
  * Use: hash() every inode, then count() the inodes whose entries repeats() (the others cannot be
- * shared), seal(), then split() those same inodes.
+ * shared), seal(), then split() any inode, as often as needed. Per entry, only numbers are kept:
+ * its hash, and which distinct entry it is; the inodes' lists are asked for again instead.
  */
 export class SharedXattrTable {
   private hashCounts = new HashCounts();
   /** Every entry's hash in the order hash() saw them: count() and split() need them again, and the lists are not kept. */
   private hashes = new Int32Array(1 << 12);
   private nHashes = 0;
-  private counts = new Map<string, { bytes: Buffer; count: number }>();
-  private ids = new Map<string, number>();
+  /** Per hashed entry: its number in `entries` once count() saw it, else -1. */
+  private entryOf = new Int32Array(0);
+  private entries: EntrySet | undefined = new EntrySet();
+  /** Per distinct entry after seal(): its id in the area (offset / 4), or -1 where it stays inline. */
+  private idOf = new Int32Array(0);
+  private scratch: Buffer | undefined;
   /** The area image, starting at a block boundary (xattr_blkaddr). */
   area: Buffer = Buffer.alloc(0);
 
   /** Counts an inode's entries; returns where their hashes start, for repeats(), count() and split(). */
   hash(xs: readonly Xattr[]): number {
     const at = this.nHashes;
-    if (at + xs.length > this.hashes.length) {
-      const grown = new Int32Array(Math.max(this.hashes.length * 2, at + xs.length));
-      grown.set(this.hashes.subarray(0, at));
-      this.hashes = grown;
-    }
+    this.hashes = grownInt32(this.hashes, at + xs.length);
     for (const x of xs) {
       const h = entryHash(x);
       this.hashes[this.nHashes++] = h;
@@ -189,53 +305,68 @@ export class SharedXattrTable {
     return at;
   }
 
-  /** Whether any of the inode's entries (hashed at `at`) may be stored more than once: only those inodes need count() and split(). */
+  /** Whether any of the inode's entries (hashed at `at`) may be stored more than once: only those inodes need count(). */
   repeats(at: number, n: number): boolean {
     for (let i = at; i < at + n; i++) if (this.hashCounts.repeated(this.hashes[i]!)) return true;
     return false;
   }
 
   count(xs: readonly Xattr[], at: number): void {
+    const entries = this.entries;
+    if (!entries) throw new Error("SharedXattrTable: count() after seal()");
+    if (this.entryOf.length < this.nHashes) {
+      const grown = new Int32Array(this.nHashes).fill(-1);
+      grown.set(this.entryOf);
+      this.entryOf = grown;
+    }
+    const scratch = (this.scratch ??= Buffer.alloc(MAX_ENTRY));
     for (let i = 0; i < xs.length; i++) {
       if (!this.hashCounts.repeated(this.hashes[at + i]!)) continue;
-      const k = entryKey(xs[i]!);
-      const c = this.counts.get(k);
-      if (c) c.count++;
-      else this.counts.set(k, { bytes: Buffer.from(k, "latin1"), count: 1 });
+      const k = entries.intern(scratch, encodeInto(scratch, xs[i]!));
+      entries.counts[k]!++;
+      this.entryOf[at + i] = k;
     }
   }
 
   /** Chooses the shared entries and lays them out; deterministic (sorted by entry bytes). */
   seal(): void {
-    const chosen = [...this.counts.values()]
-      .filter((c) => c.count >= 2 && c.bytes.length * c.count > c.bytes.length + 4 * c.count)
-      .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-    const parts: Buffer[] = [];
-    let off = 0;
-    for (const c of chosen) {
-      // Entries never straddle a block: readers map one block at a time.
-      const room = BLOCK_SIZE - (off % BLOCK_SIZE);
-      if (c.bytes.length > room && c.bytes.length <= BLOCK_SIZE) {
-        parts.push(Buffer.alloc(room));
-        off += room;
-      }
-      this.ids.set(c.bytes.toString("latin1"), off / 4);
-      parts.push(c.bytes);
-      off += c.bytes.length;
+    const entries = this.entries;
+    if (!entries) return;
+    const chosen: number[] = [];
+    for (let k = 0; k < entries.size; k++) {
+      const c = entries.counts[k]!;
+      const b = entries.length(k);
+      if (c >= 2 && b * c > b + 4 * c) chosen.push(k);
     }
-    this.area = Buffer.concat(parts, off);
-    this.counts.clear();
+    chosen.sort((a, b) => entries.compare(a, b));
+    const idOf = new Int32Array(entries.size).fill(-1);
+    let off = 0;
+    for (const k of chosen) {
+      // Entries never straddle a block: readers map one block at a time.
+      const len = entries.length(k);
+      const room = BLOCK_SIZE - (off % BLOCK_SIZE);
+      if (len > room && len <= BLOCK_SIZE) off += room;
+      idOf[k] = off / 4;
+      off += len;
+    }
+    const area = Buffer.alloc(off);
+    for (const k of chosen) entries.copyTo(k, area, idOf[k]! * 4);
+    this.area = area;
+    this.idOf = idOf;
+    this.entries = undefined;
+    this.scratch = undefined;
   }
 
   /** Splits an inode's entries (hashed at `at`) into shared ids and inline entries. */
   split(xs: readonly Xattr[], at: number): { shared: number[]; inline: readonly Xattr[] } {
-    if (this.ids.size === 0) return { shared: NONE, inline: xs };
+    if (this.area.length === 0) return { shared: NONE, inline: xs };
     let shared = NONE;
     let inline: Xattr[] | undefined;
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i]!;
-      const id = this.hashCounts.repeated(this.hashes[at + i]!) ? this.ids.get(entryKey(x)) : undefined;
-      if (id !== undefined && shared.length < MAX_SHARED_PER_INODE) {
+      const k = at + i < this.entryOf.length ? this.entryOf[at + i]! : -1;
+      const id = k >= 0 ? this.idOf[k]! : -1;
+      if (id >= 0 && shared.length < MAX_SHARED_PER_INODE) {
         if (shared === NONE) {
           shared = [];
           inline = xs.slice(0, i);
