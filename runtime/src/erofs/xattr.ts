@@ -113,9 +113,8 @@ const MAX_ENTRY = alignUp(XATTR_ENTRY_HEADER_SIZE + 255 + 0xffff, 4);
 /** Writes the entry to `buf` at 0 with its padding zeroed (the buffer is reused); returns its size. */
 function encodeInto(buf: Buffer, x: Xattr): number {
   const size = entrySize(x);
+  buf.fill(0, 0, size);
   writeXattrEntry(buf, 0, x);
-  const end = XATTR_ENTRY_HEADER_SIZE + x.name.length - prefixLen(prefixOf(x.name)) + x.value.length;
-  for (let i = end; i < size; i++) buf[i] = 0;
   return size;
 }
 
@@ -187,7 +186,7 @@ class EntrySet {
   private start = new Int32Array(1 << 10);
   private len = new Int32Array(1 << 10);
   private hashOf = new Int32Array(1 << 10);
-  counts = new Int32Array(1 << 10);
+  private counts = new Int32Array(1 << 10);
   /** Open addressing on the full-entry hash: entry number + 1, or 0. */
   private slots = new Int32Array(1 << 11);
 
@@ -195,12 +194,19 @@ class EntrySet {
     return this.len[k]!;
   }
 
-  /** The number of the entry in `src[0, n)`, added (with a count of 0) if it is new. */
-  intern(src: Buffer, n: number): number {
+  count(k: number): number {
+    return this.counts[k]!;
+  }
+
+  /** Counts the entry in `src[0, n)` once more (adding it if it is new); returns its number. */
+  add(src: Buffer, n: number): number {
     const h = fnv1a(0x811c9dc5, src, 0, n) | 0;
     let i = this.slot(h, src, n);
     const s = this.slots[i]!;
-    if (s !== 0) return s - 1;
+    if (s !== 0) {
+      this.counts[s - 1]!++;
+      return s - 1;
+    }
     if (2 * (this.size + 1) > this.slots.length) {
       this.rehash(this.slots.length * 2);
       i = this.slot(h, src, n);
@@ -219,6 +225,7 @@ class EntrySet {
     this.start[k] = this.used;
     this.len[k] = n;
     this.hashOf[k] = h;
+    this.counts[k] = 1;
     this.used += n;
     this.slots[i] = k + 1;
     return k;
@@ -322,9 +329,7 @@ export class SharedXattrTable {
     const scratch = (this.scratch ??= Buffer.alloc(MAX_ENTRY));
     for (let i = 0; i < xs.length; i++) {
       if (!this.hashCounts.repeated(this.hashes[at + i]!)) continue;
-      const k = entries.intern(scratch, encodeInto(scratch, xs[i]!));
-      entries.counts[k]!++;
-      this.entryOf[at + i] = k;
+      this.entryOf[at + i] = entries.add(scratch, encodeInto(scratch, xs[i]!));
     }
   }
 
@@ -334,7 +339,7 @@ export class SharedXattrTable {
     if (!entries) return;
     const chosen: number[] = [];
     for (let k = 0; k < entries.size; k++) {
-      const c = entries.counts[k]!;
+      const c = entries.count(k);
       const b = entries.length(k);
       if (c >= 2 && b * c > b + 4 * c) chosen.push(k);
     }
